@@ -1,0 +1,1 @@
+"""Subcommands of `node`; each module exposes `COMMANDS` (see `node/cli.py`)."""
