@@ -1,0 +1,100 @@
+"""What goes into and comes out of executing a block: context, receipts, outputs, the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.actions.errors import Reason
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """What consensus decided about the block, passed in (never read from a clock).
+
+    `committee` is the executor committee elected for this block (public keys of nodes); actions
+    marked for executors are handed to it.  `executor_timeout_ns` is how long, in consensus time,
+    the committee has to respond.
+    """
+
+    index: int
+    timestamp_ns: int
+    origin: str
+    committee: tuple[bytes, ...] = ()
+    executor_timeout_ns: int = 30 * 10**9
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The outcome of one transaction; `action_id` is empty when the bytes were not an envelope."""
+
+    action_id: bytes
+    ok: bool
+    reason: Reason | None = None
+    result: Any = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action_id": self.action_id.hex(),
+            "ok": self.ok,
+            "reason": None if self.reason is None else self.reason.value,
+            "result": self.result,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class SignalOutput:
+    """A signal posted to a point; the runtime delivers it to the point's subscribed members."""
+
+    point: str
+    seq: int
+    sender: str
+    body: Any
+    action_id: bytes
+    block_index: int
+
+
+@dataclass(frozen=True)
+class ExecutorRequestOutput:
+    """An action for the elected committee: each member runs it and submits a signed response."""
+
+    request_id: bytes
+    path: str
+    envelope: bytes
+    committee: tuple[bytes, ...]
+    deadline_ns: int
+
+
+@dataclass(frozen=True)
+class ExecutorOutcomeOutput:
+    """The reconciled outcome of an executor request: completed with a result, or failed."""
+
+    request_id: bytes
+    ok: bool
+    result: Any
+    effects_hash: bytes | None
+    reason: Reason | None
+    agreeing: int
+    committee_size: int
+
+
+@dataclass(frozen=True)
+class ReputationPenalty:
+    """An executor that disagreed with the accepted outcome, equivocated, or stayed silent."""
+
+    executor: bytes
+    request_id: bytes
+    reason: str  # "disagreed" | "silent" | "equivocated"
+
+
+Output = SignalOutput | ExecutorRequestOutput | ExecutorOutcomeOutput | ReputationPenalty
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    receipts: list[Receipt]
+    writes: dict[bytes, bytes | None]
+    outputs: list[Output] = field(default_factory=list)
+    state_hash: bytes = b""
