@@ -40,9 +40,7 @@ class NewerSchema(StoreUnusable):
     """The store was written by a newer node; we must not touch it."""
 
     def __init__(self, path: str, found: int, supported: int) -> None:
-        super().__init__(
-            f"store {path} was written by a newer node: schema {found} > {supported}; upgrade this node"
-        )
+        super().__init__(f"store {path} was written by a newer node: schema {found} > {supported}; upgrade this node")
         self.found = found
         self.supported = supported
 

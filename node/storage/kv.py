@@ -222,9 +222,7 @@ class KVStore(Reader):
                 raise CorruptStore(f"store {self.path} is damaged: LevelDB files without CURRENT")
             raise ForeignStore(f"{self.path} is not a node store: it holds other files ({sorted(names)[:3]})")
         try:
-            return plyvel.DB(
-                self.path, create_if_missing=fresh, paranoid_checks=True, lru_cache_size=cache_bytes
-            )
+            return plyvel.DB(self.path, create_if_missing=fresh, paranoid_checks=True, lru_cache_size=cache_bytes)
         except (plyvel.Error, RuntimeError) as exc:
             raise _translate(exc, self.path) from exc
 
