@@ -1,0 +1,1 @@
+"""Hashgraph consensus: signed gossip events, virtual voting, ordered blocks (sans-IO)."""

@@ -1,0 +1,108 @@
+"""Virtual voting: deciding which witnesses are famous.
+
+Votes are cached on the voting witness: a witness's vote depends only on its ancestors, which
+never change, so each (voter, candidate) pair is computed once however often consensus runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from node.consensus.peers import supermajority
+from node.consensus.records import EventRecord
+
+if TYPE_CHECKING:
+    from node.consensus.hashgraph import Hashgraph
+
+COIN_PERIOD = 4
+
+
+def coin(event_hash: bytes) -> bool:
+    """The fair coin: one bit from the middle of the voter's hash."""
+    return bool(event_hash[len(event_hash) // 2] & 1)
+
+
+def strongly_seen_previous(graph: Hashgraph, y: EventRecord) -> list[EventRecord]:
+    """The witnesses of round(y) - 1 that y strongly sees (with that round's peer set)."""
+    cached = y.strongly_seen_prev
+    if cached is None:
+        prev = graph.rounds.get(y.round - 1)
+        cached = []
+        if prev is not None:
+            _, cols, sm = graph.peer_info(y.round - 1)
+            cached = [w for w in prev.witnesses if graph.anc.strongly_see(y, w, cols, sm)]
+        y.strongly_seen_prev = cached
+    return cached
+
+
+def _vote_on(graph: Hashgraph, x: EventRecord) -> None:
+    key = x.hash
+    for j in range(x.round + 1, graph.last_round + 1):
+        info = graph.rounds.get(j)
+        if info is None:
+            return
+        d = j - x.round
+        sm_j = supermajority(len(graph.peer_info(j)[0]))
+        for y in info.witnesses:
+            votes = y.votes
+            if votes is None:
+                votes = y.votes = {}
+            elif key in votes:
+                continue
+            if d == 1:
+                vote = graph.anc.see(y, x)
+            else:
+                voters = strongly_seen_previous(graph, y)
+                yays = 0
+                for w in voters:
+                    if w.votes is not None and w.votes.get(key, False):
+                        yays += 1
+                nays = len(voters) - yays
+                vote = yays >= nays
+                tally = max(yays, nays)
+                if d % COIN_PERIOD != 0:
+                    if tally >= sm_j:
+                        x.famous = vote
+                        return
+                elif tally < sm_j:
+                    vote = coin(y.hash)
+            votes[key] = vote
+
+
+def _close_round(graph: Hashgraph, rnd: int) -> bool:
+    """Mark round `rnd` decided if it now is; compute its unique famous witnesses."""
+    info = graph.rounds[rnd]
+    if info.decided:
+        return False
+    if any(w.famous is None for w in info.witnesses):
+        return False
+    if len(info.witnesses) < graph.peer_info(rnd)[2]:
+        return False
+    famous = [w for w in info.witnesses if w.famous]
+    per_creator: dict[bytes, int] = {}
+    for w in famous:
+        per_creator[w.creator] = per_creator.get(w.creator, 0) + 1
+    info.famous_unique = [w for w in famous if per_creator[w.creator] == 1]
+    whitening = 0
+    for w in info.famous_unique:
+        whitening ^= int.from_bytes(w.hash, "big")
+    info.whitening = whitening
+    info.decided = True
+    return True
+
+
+def decide_fame(graph: Hashgraph) -> bool:
+    """Vote on every undecided witness; True when some round became decided."""
+    changed = False
+    for rnd in range(graph.first_undecided, graph.last_round + 1):
+        info = graph.rounds.get(rnd)
+        if info is None or info.decided:
+            continue
+        for x in info.witnesses:
+            if x.famous is None:
+                _vote_on(graph, x)
+        if _close_round(graph, rnd):
+            changed = True
+    while graph.round_decided(graph.first_undecided):
+        graph.first_undecided += 1
+    return changed

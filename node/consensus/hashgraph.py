@@ -1,0 +1,349 @@
+"""The hashgraph: incremental, validated insertion and the consensus pipeline (sans-IO).
+
+    graph = Hashgraph(PeerSchedule(PeerSet.of(keys)))
+    graph.insert(event)              # raises EventRejected(reason) and leaves the graph unchanged
+    for done in graph.run_consensus():   # rounds processed in order since the last call
+        done.block                   # a Block (state hash still empty) or None
+
+Nothing here reads a clock: timestamps come from events.  Round, witness and Lamport values are
+computed once at insertion; fame, round received and order are computed by `run_consensus`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from node.consensus import fame, order
+from node.consensus.ancestry import Ancestry
+from node.consensus.blocks import OrderedRound, SignatureBook
+from node.consensus.errors import ConsensusUsageError, EventRejected, RejectReason
+from node.consensus.event import Event
+from node.consensus.peers import PeerSchedule, PeerSet
+from node.consensus.records import NO_DESCENDANT, EventRecord, RoundInfo
+
+Hasher = Callable[[Event], bytes]
+
+
+def default_hasher(event: Event) -> bytes:
+    return event.hash
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    hash: bytes
+    round: int
+    witness: bool
+    lamport: int
+    fork: bool  # this event made its creator a (known) forker or added a second branch
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    inserted: tuple[bytes, ...]
+    duplicates: int
+    rejected: tuple[tuple[Event, EventRejected], ...]
+
+
+class Hashgraph:
+    def __init__(
+        self,
+        peers: PeerSchedule,
+        *,
+        verify_signatures: bool = True,
+        hasher: Hasher = default_hasher,
+        keep_rounds: int | None = None,
+    ) -> None:
+        """`keep_rounds`: when set, processed rounds older than that many rounds are dropped."""
+        if keep_rounds is not None and keep_rounds < 8:
+            raise ConsensusUsageError("keep_rounds must be at least 8 (membership delay plus voting)")
+        self.peers = peers
+        self.verify_signatures = verify_signatures
+        self.hasher = hasher
+        self.keep_rounds = keep_rounds
+        self.anc = Ancestry()
+        self.signatures = SignatureBook(verify_signatures=verify_signatures)
+        self._col_of: dict[bytes, int] = {}
+        self._creators: list[bytes] = []
+        self._seq = 0
+        self.rounds: dict[int, RoundInfo] = {}
+        self.last_round = -1
+        self.first_undecided = 0
+        self.next_to_process = 0
+        self.next_block_index = 0
+        self.undetermined: dict[bytes, EventRecord] = {}
+        self.received: dict[int, list[EventRecord]] = {}
+        self.ordered_rounds: dict[int, tuple[bytes, ...]] = {}  # processed rounds still in memory
+        self.fork_evidence: list[tuple[Event, Event]] = []
+        self.fork_rejections: dict[bytes, int] = {}
+        self.new_witnesses = False
+        self._pcache: dict[int, tuple[PeerSet, list[int], int]] = {}
+        for member in peers.all_members():
+            self._add_column(member)
+
+    # -- creators and peer sets ---------------------------------------------------------------
+
+    def _add_column(self, member: bytes) -> None:
+        if member in self._col_of:
+            return
+        self._col_of[member] = len(self._creators)
+        self._creators.append(member)
+        self.anc.chains.append({})
+        for rec in self.anc.events.values():  # rare: a member joined; keep coordinates uniform
+            rec.la.append(-1)
+            rec.fd.append(NO_DESCENDANT)
+
+    def set_peer_set(self, effective_round: int, peers: PeerSet) -> None:
+        """Register a peer set effective from `effective_round` (membership changes, tests)."""
+        self.peers.set_from(effective_round, peers)
+        self._pcache.clear()
+        for member in peers.members:
+            self._add_column(member)
+
+    def peer_info(self, rnd: int) -> tuple[PeerSet, list[int], int]:
+        """P(rnd), the columns of its members and its supermajority."""
+        cached = self._pcache.get(rnd)
+        if cached is None:
+            ps = self.peers.at(rnd)
+            cached = (ps, [self._col_of[m] for m in ps.members], ps.supermajority)
+            self._pcache[rnd] = cached
+        return cached
+
+    # -- insertion ----------------------------------------------------------------------------
+
+    def _check(self, event: Event) -> tuple[int, EventRecord | None, EventRecord | None, bool]:
+        problem = event.size_problem()
+        if problem is not None:
+            raise EventRejected(RejectReason.OVERSIZED, problem)
+        col = self._col_of.get(event.creator)
+        if col is None:
+            raise EventRejected(RejectReason.UNKNOWN_CREATOR, event.creator.hex()[:16])
+        events = self.anc.events
+        sp = op = None
+        if event.index < 0:
+            raise EventRejected(RejectReason.WRONG_INDEX, "negative index")
+        if event.self_parent is None:
+            if event.index != 0:
+                raise EventRejected(RejectReason.WRONG_INDEX, f"index {event.index} without a self-parent")
+        else:
+            sp = events.get(event.self_parent)
+            if sp is None:
+                chain = self.anc.chains[col]
+                if chain and event.index - 1 < min(chain):
+                    raise EventRejected(RejectReason.PARENT_TOO_OLD, "self-parent was pruned")
+                raise EventRejected(RejectReason.UNKNOWN_PARENT, "self-parent " + event.self_parent.hex()[:16])
+            if sp.creator != event.creator:
+                raise EventRejected(RejectReason.SELF_PARENT_BY_OTHER_CREATOR)
+            if event.index != sp.index + 1:
+                raise EventRejected(RejectReason.WRONG_INDEX, f"index {event.index} after {sp.index}")
+        if event.other_parent is not None:
+            op = events.get(event.other_parent)
+            if op is None:
+                raise EventRejected(RejectReason.UNKNOWN_PARENT, "other-parent " + event.other_parent.hex()[:16])
+            if op.creator == event.creator:
+                raise EventRejected(RejectReason.OTHER_PARENT_BY_SAME_CREATOR)
+        slot = self.anc.chains[col].get(event.index)
+        if slot is not None and len(slot) >= 2:
+            self.fork_rejections[event.creator] = self.fork_rejections.get(event.creator, 0) + 1
+            raise EventRejected(RejectReason.FORK_LIMIT, f"third branch at index {event.index}")
+        if self.verify_signatures and not event.verify_signature():
+            raise EventRejected(RejectReason.BAD_SIGNATURE)
+        return col, sp, op, slot is not None
+
+    def insert(self, event: Event) -> InsertResult:
+        """Validate and insert one event; an already known event is returned as is."""
+        event_hash = self.hasher(event)
+        known = self.anc.events.get(event_hash)
+        if known is not None:
+            return InsertResult(event_hash, known.round, known.witness, known.lamport, False)
+        col, sp, op, is_fork = self._check(event)
+        # From here on nothing can fail: the graph changes only for a valid event.
+        rec = EventRecord(event, event_hash, col, self._seq)
+        self._seq += 1
+        anc = self.anc
+        if is_fork:
+            first = anc.chains[col][event.index][0]
+            self.fork_evidence.append((first.event, event))
+            anc.forkers.add(col)
+        if sp is not None and op is not None:
+            rec.la = [a if a > b else b for a, b in zip(sp.la, op.la, strict=True)]
+        elif sp is not None or op is not None:
+            rec.la = list((sp or op).la)  # type: ignore[union-attr]
+        else:
+            rec.la = [-1] * len(self._creators)
+        rec.la[col] = event.index
+        rec.fd = [NO_DESCENDANT] * len(self._creators)
+        parents = [p for p in (sp, op) if p is not None]
+        if anc.forkers:
+            anc.compute_fork_view(rec, parents)
+        rec.lamport = max((p.lamport for p in parents), default=-1) + 1
+        anc.update_first_descendants(rec)  # before the round: x counts as its own descendant
+        rec.round = self._round_for(rec, sp, op)
+        ps, _, _ = self.peer_info(rec.round)
+        rec.witness = event.creator in ps and (sp is None or rec.round > sp.round)
+        anc.events[event_hash] = rec
+        anc.chains[col].setdefault(event.index, []).append(rec)
+        info = self._round_info(rec.round)
+        info.events.append(rec)
+        if rec.witness:
+            info.witnesses.append(rec)
+            if info.decided:
+                rec.famous = False  # a late witness of a decided round is never famous
+            self.new_witnesses = True
+        self.undetermined[event_hash] = rec
+        for sig in event.block_signatures:
+            self.signatures.add(sig)
+        return InsertResult(event_hash, rec.round, rec.witness, rec.lamport, is_fork)
+
+    def insert_batch(self, events: Iterable[Event]) -> BatchResult:
+        """Insert events in order (gossip); a rejected event does not stop the batch."""
+        inserted: list[bytes] = []
+        rejected: list[tuple[Event, EventRejected]] = []
+        duplicates = 0
+        for event in events:
+            before = len(self.anc.events)
+            try:
+                result = self.insert(event)
+            except EventRejected as exc:
+                rejected.append((event, exc))
+                continue
+            if len(self.anc.events) == before:
+                duplicates += 1
+            else:
+                inserted.append(result.hash)
+        return BatchResult(tuple(inserted), duplicates, tuple(rejected))
+
+    def _round_info(self, rnd: int) -> RoundInfo:
+        info = self.rounds.get(rnd)
+        if info is None:
+            info = self.rounds[rnd] = RoundInfo(rnd)
+            if rnd > self.last_round:
+                self.last_round = rnd
+        return info
+
+    def _round_for(self, rec: EventRecord, sp: EventRecord | None, op: EventRecord | None) -> int:
+        if sp is None and op is None:
+            return 0
+        pr = max(sp.round if sp is not None else -1, op.round if op is not None else -1)
+        info = self.rounds.get(pr)
+        if info is None:
+            return pr
+        _, cols, sm = self.peer_info(pr)
+        count = 0
+        strongly_see = self.anc.strongly_see
+        for w in info.witnesses:
+            if strongly_see(rec, w, cols, sm):
+                count += 1
+                if count >= sm:
+                    return pr + 1
+        return pr
+
+    # -- consensus ----------------------------------------------------------------------------
+
+    def run_consensus(self) -> list[OrderedRound]:
+        """Decide fame, rounds received and order; return the rounds processed by this call."""
+        if self.new_witnesses:
+            self.new_witnesses = False
+            if fame.decide_fame(self):
+                order.decide_round_received(self)
+        done = order.process_rounds(self)
+        if done and self.keep_rounds is not None:
+            from node.consensus.prune import prune
+
+            prune(self, self.next_to_process - 1 - self.keep_rounds)
+        return done
+
+    # -- accessors ----------------------------------------------------------------------------
+
+    def record(self, event_hash: bytes) -> EventRecord:
+        rec = self.anc.events.get(event_hash)
+        if rec is None:
+            raise ConsensusUsageError(f"unknown event {event_hash.hex()[:16]}")
+        return rec
+
+    def has(self, event_hash: bytes) -> bool:
+        return event_hash in self.anc.events
+
+    def event(self, event_hash: bytes) -> Event:
+        return self.record(event_hash).event
+
+    def round_of(self, event_hash: bytes) -> int:
+        return self.record(event_hash).round
+
+    def is_witness(self, event_hash: bytes) -> bool:
+        return self.record(event_hash).witness
+
+    def fame(self, event_hash: bytes) -> bool | None:
+        return self.record(event_hash).famous
+
+    def lamport(self, event_hash: bytes) -> int:
+        return self.record(event_hash).lamport
+
+    def round_received(self, event_hash: bytes) -> int | None:
+        return self.record(event_hash).round_received
+
+    def consensus_order(self) -> list[bytes]:
+        """Hashes of the ordered events still in memory, oldest first."""
+        return [h for rnd in sorted(self.ordered_rounds) for h in self.ordered_rounds[rnd]]
+
+    def witnesses(self, rnd: int) -> list[bytes]:
+        info = self.rounds.get(rnd)
+        return [w.hash for w in info.witnesses] if info else []
+
+    def round_decided(self, rnd: int) -> bool:
+        info = self.rounds.get(rnd)
+        return info is not None and info.decided
+
+    def pending_rounds(self) -> list[tuple[int, bool]]:
+        """Rounds not processed yet, with whether each is decided."""
+        return [(r, self.round_decided(r)) for r in range(self.next_to_process, self.last_round + 1)]
+
+    def forkers(self) -> list[bytes]:
+        return [self._creators[c] for c in sorted(self.anc.forkers)]
+
+    def ancestor(self, x: bytes, y: bytes) -> bool:
+        return self.anc.ancestor(self.record(x), self.record(y))
+
+    def see(self, x: bytes, y: bytes) -> bool:
+        return self.anc.see(self.record(x), self.record(y))
+
+    def strongly_see(self, x: bytes, y: bytes, rnd: int | None = None) -> bool:
+        """Strongly see with P(rnd); by default P(round(y))."""
+        yr = self.record(y)
+        _, cols, sm = self.peer_info(yr.round if rnd is None else rnd)
+        return self.anc.strongly_see(self.record(x), yr, cols, sm)
+
+    def last_ancestors(self, event_hash: bytes) -> dict[bytes, int]:
+        rec = self.record(event_hash)
+        return {self._creators[c]: i for c, i in enumerate(rec.la) if i >= 0}
+
+    def first_descendants(self, event_hash: bytes) -> dict[bytes, int]:
+        rec = self.record(event_hash)
+        return {self._creators[c]: i for c, i in enumerate(rec.fd) if i != NO_DESCENDANT}
+
+    def event_count(self) -> int:
+        return len(self.anc.events)
+
+    # -- gossip helpers -----------------------------------------------------------------------
+
+    def known(self) -> dict[bytes, int]:
+        """Creator -> highest index known (creators with no event are left out)."""
+        return {self._creators[c]: max(chain) for c, chain in enumerate(self.anc.chains) if chain}
+
+    def last_event_of(self, creator: bytes) -> Event | None:
+        col = self._col_of.get(creator)
+        if col is None or not self.anc.chains[col]:
+            return None
+        chain = self.anc.chains[col]
+        return chain[max(chain)][-1].event
+
+    def events_since(self, known: dict[bytes, int], limit: int = 1000) -> list[Event]:
+        """Events a peer with `known` lacks, in insertion (topological) order, at most `limit`."""
+        missing: list[EventRecord] = []
+        for col, chain in enumerate(self.anc.chains):
+            have = known.get(self._creators[col], -1)
+            for index, slot in chain.items():
+                if index > have:
+                    missing.extend(slot)
+        missing.sort(key=lambda r: r.seq)
+        return [r.event for r in missing[:limit]]

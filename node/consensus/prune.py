@@ -1,0 +1,47 @@
+"""Bounded memory: forget processed rounds older than a window.
+
+Kept regardless of age: each creator's newest event (its next event needs it as self-parent) and
+events not yet received (they will still be ordered).  Votes and strongly-seen caches of witnesses
+whose earlier rounds are all decided are dropped: nothing can ask for them again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from node.consensus.hashgraph import Hashgraph
+
+KEEP_BLOCK_SIGNATURES = 1000
+
+
+def prune(graph: Hashgraph, cutoff: int) -> int:
+    """Drop what belongs to processed rounds `< cutoff`; return how many events were dropped."""
+    dropped = 0
+    anc = graph.anc
+    cutoff = min(cutoff, graph.next_to_process)
+    tops = [max(chain) if chain else -1 for chain in anc.chains]
+    for rnd in [r for r in graph.rounds if r < cutoff]:
+        info = graph.rounds.pop(rnd)
+        for rec in info.events:
+            chain = anc.chains[rec.col]
+            if rec.round_received is None or rec.index >= tops[rec.col]:
+                continue
+            slot = chain.get(rec.index)
+            if slot is not None:
+                slot[:] = [r for r in slot if r is not rec]
+                if not slot:
+                    del chain[rec.index]
+            del anc.events[rec.hash]
+            rec.strongly_seen_prev = None
+            rec.votes = None
+            rec.tips = None
+            dropped += 1
+        graph.ordered_rounds.pop(rnd, None)
+    for rnd, info in graph.rounds.items():
+        if rnd <= graph.first_undecided:
+            for w in info.witnesses:
+                w.votes = None
+                w.strongly_seen_prev = None
+    graph.signatures.forget_before(graph.next_block_index - KEEP_BLOCK_SIGNATURES)
+    return dropped

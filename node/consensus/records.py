@@ -1,0 +1,59 @@
+"""Mutable per-event and per-round bookkeeping of the hashgraph (internal)."""
+
+from __future__ import annotations
+
+from node.consensus.event import Event
+
+NO_DESCENDANT = 1 << 62  # first-descendant index meaning "no descendant by that creator yet"
+
+
+class EventRecord:
+    """One inserted event plus its consensus coordinates.
+
+    Parents are referenced by hash, never by object, so pruning old rounds really frees memory.
+    `la[c]` is the highest index of creator column c among this event's ancestors (-1: none);
+    `fd[c]` the lowest index of creator column c among its descendants (NO_DESCENDANT: none yet).
+    """
+
+    __slots__ = (
+        "event", "hash", "col", "index", "seq", "sp", "op", "la", "fd", "tips", "forks_seen",
+        "round", "witness", "lamport", "famous", "votes", "strongly_seen_prev", "round_received",
+        "rr_next", "creator",
+    )
+
+    def __init__(self, event: Event, event_hash: bytes, col: int, seq: int) -> None:
+        self.event = event
+        self.hash = event_hash
+        self.creator = event.creator
+        self.col = col
+        self.index = event.index
+        self.seq = seq
+        self.sp = event.self_parent
+        self.op = event.other_parent
+        self.la: list[int] = []
+        self.fd: list[int] = []
+        # Only for creators known to fork: the maximal events by that creator among the ancestors.
+        self.tips: dict[int, tuple[EventRecord, ...]] | None = None
+        self.forks_seen: frozenset[int] = frozenset()
+        self.round = 0
+        self.witness = False
+        self.lamport = 0
+        self.famous: bool | None = None
+        self.votes: dict[bytes, bool] | None = None
+        self.strongly_seen_prev: list[EventRecord] | None = None
+        self.round_received: int | None = None
+        self.rr_next = 0  # first round still worth testing as this event's round received
+
+
+class RoundInfo:
+    """Witnesses and decision state of one round."""
+
+    __slots__ = ("number", "witnesses", "decided", "famous_unique", "whitening", "events")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.witnesses: list[EventRecord] = []
+        self.decided = False
+        self.famous_unique: list[EventRecord] = []
+        self.whitening = 0
+        self.events: list[EventRecord] = []  # events whose round is this one (for pruning)
