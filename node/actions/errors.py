@@ -58,3 +58,7 @@ class BlockOrderError(UsageError):
 
 class RegistryError(UsageError):
     """An action path registered twice, or a malformed path."""
+
+
+class ClientError(InvalidInput):
+    """The node could not be reached, or refused what the client sent."""
