@@ -304,6 +304,10 @@ class Hashgraph:
     def ancestor(self, x: bytes, y: bytes) -> bool:
         return self.anc.ancestor(self.record(x), self.record(y))
 
+    def self_ancestor(self, x: bytes, y: bytes) -> bool:
+        xr, yr = self.record(x), self.record(y)
+        return xr.creator == yr.creator and self.anc.ancestor(xr, yr)
+
     def see(self, x: bytes, y: bytes) -> bool:
         return self.anc.see(self.record(x), self.record(y))
 

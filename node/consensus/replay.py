@@ -121,9 +121,9 @@ def replay(data: dict[str, Any], *, exclude: Iterable[str] = (), run_each: bool 
         raise ReplayInputError("events must be a list")
     keep_alive: list[Event] = []  # id() keys stay valid only while the objects live
     for pos, raw in enumerate(raw_events):
-        event_id, event = _event(raw, run, pos)
-        if event_id in skip:
+        if isinstance(raw, dict) and raw.get("id") in skip:
             continue
+        event_id, event = _event(raw, run, pos)
         keep_alive.append(event)
         event_hash = crypto.sha256(event_id.encode())
         hashes_by_obj[id(event)] = event_hash
