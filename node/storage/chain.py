@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol
 from node.codec import DecodeError, pack, unpack
 from node.storage.errors import AlreadyApplied, CorruptStore, OutOfOrder, StorageUsageError
 from node.storage.keys import Space, from_u64, lp, split_lp, u64
-from node.storage.kv import Batch, KVStore, Reader, Snapshot
+from node.storage.kv import KVStore, Reader, Snapshot
 
 _APPLIED_KEY = b"applied"
 
@@ -97,6 +97,7 @@ class ChainStore:
         self.kv = kv
         self.state = StateView(kv)
         self._commit_lock = threading.Lock()  # check-then-write of commit_block is one step
+        self._applied: Applied | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, sync: bool = True) -> ChainStore:
@@ -234,7 +235,7 @@ class ChainStore:
         if not isinstance(block, bytes) or not isinstance(state_hash, bytes):
             raise StorageUsageError("block and state_hash are bytes")
         with self._commit_lock:
-            last = self.last_applied()
+            last = self._last_applied_locked()
             if last is not None and index <= last.block_index:
                 raise AlreadyApplied(f"block {index} is already applied (last applied: {last.block_index})")
             if last is not None and index != last.block_index + 1:
@@ -242,16 +243,24 @@ class ChainStore:
             with self.kv.batch() as b:
                 b.put(Space.BLOCKS, u64(index), block)
                 b.put(Space.STATE_HASHES, u64(index), state_hash)
-                _apply(b, Space.STATE, state_writes)
-                _apply(b, Space.STATE_INDEX, index_writes or {})
-                for key, receipt in receipts.items():
-                    b.put(Space.RECEIPTS, key, receipt)
-                for key, value in (nonces or {}).items():
-                    b.put(Space.NONCES, key, value)
+                b.write_many(Space.STATE, state_writes.items())
+                if index_writes:
+                    b.write_many(Space.STATE_INDEX, index_writes.items())
+                b.write_many(Space.RECEIPTS, receipts.items())
+                if nonces:
+                    b.write_many(Space.NONCES, nonces.items())
                 b.put(Space.META, _APPLIED_KEY, pack([index, state_hash]))
+            self._applied = Applied(index, state_hash)  # only after the batch is on disk
 
     def last_applied(self) -> Applied | None:
-        return _read_applied(self.kv)
+        with self._commit_lock:
+            return self._last_applied_locked()
+
+    def _last_applied_locked(self) -> Applied | None:
+        # Cached: this process holds the directory lock, so only commit_block moves the marker.
+        if self._applied is None:
+            self._applied = _read_applied(self.kv)
+        return self._applied
 
     def get_block(self, index: int) -> bytes | None:
         return self.kv.get(Space.BLOCKS, u64(index))
@@ -284,11 +293,3 @@ class ChainStore:
     def state_index(self) -> StateView:
         """The state indexes (written through `commit_block(index_writes=...)`)."""
         return StateView(self.kv, Space.STATE_INDEX)
-
-
-def _apply(b: Batch, space: Space, writes: Mapping[bytes, bytes | None]) -> None:
-    for key, value in writes.items():
-        if value is None:
-            b.delete(space, key)
-        else:
-            b.put(space, key, value)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any, cast
 
@@ -68,6 +68,14 @@ def _is_space_error(exc: BaseException, text: str) -> bool:
     return any(s in text for s in ("No space left", "File too large", "Disk quota exceeded"))
 
 
+def _as_bytes(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise StorageUsageError(f"values are bytes, got {type(value).__name__}")
+
+
 class Batch:
     """Puts and deletes collected for one atomic write; filled inside `with store.batch() as b:`."""
 
@@ -78,10 +86,20 @@ class Batch:
 
     def put(self, space: Space, key: bytes, value: bytes) -> None:
         self._check()
-        if not isinstance(value, (bytes, bytearray)):
-            raise StorageUsageError(f"values are bytes, got {type(value).__name__}")
-        self._raw.put(space.value + key, bytes(value))
+        self._raw.put(space.value + key, _as_bytes(value))
         self.count += 1
+
+    def write_many(self, space: Space, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Put each (key, value) of `space`; a None value deletes the key (the hot path of blocks)."""
+        self._check()
+        prefix, put, delete, n = space.value, self._raw.put, self._raw.delete, 0
+        for key, value in items:
+            if value is None:
+                delete(prefix + key)
+            else:
+                put(prefix + key, value if type(value) is bytes else _as_bytes(value))
+            n += 1
+        self.count += n
 
     def delete(self, space: Space, key: bytes) -> None:
         self._check()
