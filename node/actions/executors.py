@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node import codec
+from node.actions.envelope import Envelope
 from node.actions.errors import ActionRejected, Reason
 from node.actions.model import ExecutorOutcomeOutput, ReputationPenalty
-from node.crypto import sha256
+from node.crypto import PrivateKey, sha256
+from node.errors import UsageError
 
 RESPOND_PATH = "/executors/respond"
 
@@ -134,3 +136,11 @@ def response_from_args(request_id_hex: Any, executor: bytes, result: Any, effect
     if len(request_id) != 32 or len(effects) != 32:
         raise ActionRejected(Reason.INVALID_ARGS, "request and effects must be 32-byte hashes")
     return ExecutorResponse(request_id, executor, result, effects)
+
+
+def sign_response(key: PrivateKey, response: ExecutorResponse, *, origin: str, nonce: int, expiry_ns: int) -> Envelope:
+    """The `/executors/respond` envelope an executor node submits to consensus."""
+    if response.executor != key.public:
+        raise UsageError("a response must be signed by the executor it names")
+    return Envelope.sign(key, origin=origin, path=RESPOND_PATH, args=response.to_args(), nonce=nonce,
+                         expiry_ns=expiry_ns)

@@ -99,17 +99,3 @@ def make_actor(key_type: str, rsa_keys: list[PrivateKey]):
 @pytest.fixture
 def chain() -> Chain:
     return Chain()
-
-
-@pytest.fixture
-def Ed() -> type[Actor]:  # noqa: N802 - a class-like factory
-    return Actor
-
-
-def seeded(seed: str) -> Actor:
-    return Actor(PrivateKey.from_seed(seed.encode()))
-
-
-@pytest.fixture
-def seeded_actor():
-    return seeded
