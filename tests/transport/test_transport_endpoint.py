@@ -1,0 +1,174 @@
+"""Request/response over real QUIC on 127.0.0.1 between endpoints with real certificates."""
+
+import trio
+import trio.testing
+
+from node.errors import InvalidInput
+from node.transport import MAX_FRAME, FrameTooLarge, PeerRefused, PeerUnreachable, RemoteError
+
+from .conftest import endpoint, pinned, running, self_signed
+
+
+async def test_request_response_both_directions(keys):
+    a = endpoint(self_signed(keys[0]), pinned(keys[0], keys[1]))
+    b = endpoint(self_signed(keys[1]), pinned(keys[0], keys[1]))
+    async with running(a, b) as (addr_a, addr_b):
+        assert (
+            await a.request(keys[1].fingerprint, addr_b, b"ping") == b"echo:" + keys[0].fingerprint.encode() + b":ping"
+        )
+        assert (
+            await b.request(keys[0].fingerprint, addr_a, b"pong") == b"echo:" + keys[1].fingerprint.encode() + b":pong"
+        )
+        assert [p.node_id for p in a.peers()] == [keys[1].fingerprint]
+        assert a.peers()[0].origin == "alpha.example" and not a.peers()[0].ca_issued
+
+
+async def test_many_concurrent_requests_share_one_connection(keys):
+    a = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    b = endpoint(self_signed(keys[1]), pinned(keys[0]))
+    results = {}
+    async with running(a, b) as (_, addr_b):
+
+        async def worker(w):
+            for i in range(10):
+                payload = f"{w}-{i}".encode() * (1 + (w * i) % 50)
+                results[(w, i)] = (payload, await a.request(keys[1].fingerprint, addr_b, payload))
+
+        async with trio.open_nursery() as nursery:
+            for w in range(40):
+                nursery.start_soon(worker, w)
+        assert len(results) == 400
+        prefix = b"echo:" + keys[0].fingerprint.encode() + b":"
+        assert all(reply == prefix + payload for payload, reply in results.values())
+        assert len(a.peers()) == 1 and sum(len(c) for c in a._by_node.values()) == 1
+
+
+async def test_large_frames_and_the_limit(keys):
+    a = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    b = endpoint(self_signed(keys[1]), pinned(keys[0]), handler=lambda peer, req: _len(req))
+    async with running(a, b) as (_, addr_b):
+        big = bytes(range(256)) * ((MAX_FRAME - 64) // 256)
+        results = []
+
+        async def send():
+            results.append(await a.request(keys[1].fingerprint, addr_b, big))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):  # 6 MiB in flight: more than max_unacked_bytes, so senders wait their turn
+                nursery.start_soon(send)
+        assert results == [str(len(big)).encode()] * 6
+        try:
+            await a.request(keys[1].fingerprint, addr_b, bytes(MAX_FRAME))
+        except FrameTooLarge:
+            pass
+        else:
+            raise AssertionError("a payload above the frame limit was sent")
+
+
+async def _len(request):
+    return str(len(request)).encode()
+
+
+async def test_handler_errors_come_back_as_remote_errors(keys):
+    async def handler(peer, request):
+        if request == b"bad":
+            raise InvalidInput("no such thing")
+        raise RuntimeError("secret internals")
+
+    a = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    b = endpoint(self_signed(keys[1]), pinned(keys[0]), handler=handler)
+    async with running(a, b) as (_, addr_b):
+        for payload, expected in ((b"bad", "no such thing"), (b"boom", "handler failed")):
+            try:
+                await a.request(keys[1].fingerprint, addr_b, payload)
+            except RemoteError as exc:
+                assert exc.reason == expected
+            else:
+                raise AssertionError("handler failure was not reported")
+
+
+async def test_reconnect_after_peer_restarts(keys):
+    a = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    async with running(a) as (_,):
+        b = endpoint(self_signed(keys[1]), pinned(keys[0]))
+        async with running(b) as (addr_b,):
+            assert await a.request(keys[1].fingerprint, addr_b, b"1")
+        # b is gone; a's connection is now dead. Restart b on the same port.
+        b2 = endpoint(self_signed(keys[1]), pinned(keys[0]), port=addr_b[1])
+        async with running(b2):
+            with trio.fail_after(20):
+                while True:
+                    try:
+                        with trio.move_on_after(1.0):
+                            assert await a.request(keys[1].fingerprint, addr_b, b"2") == (
+                                b"echo:" + keys[0].fingerprint.encode() + b":2"
+                            )
+                            break
+                    except PeerUnreachable:
+                        await trio.sleep(0.05)
+
+
+async def test_unreachable_peer_and_backoff(keys):
+    a = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    silent = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    async with running(a):
+        try:
+            await a.request(keys[1].fingerprint, silent.getsockname(), b"x")
+        except PeerUnreachable as exc:
+            assert "handshake" in str(exc)
+        else:
+            raise AssertionError("a silent peer answered")
+        try:
+            await a.request(keys[1].fingerprint, silent.getsockname(), b"x")
+        except PeerUnreachable as exc:
+            assert "not redialling" in str(exc)
+        else:
+            raise AssertionError("no backoff after a failed dial")
+    silent.close()
+
+
+async def test_penalise_and_disconnect(keys):
+    a = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    b = endpoint(self_signed(keys[1]), pinned(keys[0]))
+    async with running(a, b) as (addr_a, addr_b):
+        assert await a.request(keys[1].fingerprint, addr_b, b"x")
+        a.disconnect(keys[1].fingerprint)
+        assert a.peers() == []
+        assert await a.request(keys[1].fingerprint, addr_b, b"again")  # redials
+        a.penalise(keys[1].fingerprint, 60, "testing")
+        try:
+            await a.request(keys[1].fingerprint, addr_b, b"x")
+        except PeerRefused as exc:
+            assert "testing" in exc.reason
+        else:
+            raise AssertionError("a penalised peer was contacted")
+        try:  # and the penalised peer cannot dial in either
+            await b.request(keys[0].fingerprint, addr_a, b"x")
+        except PeerRefused as exc:
+            assert "penalised" in exc.reason
+        else:
+            raise AssertionError("a penalised peer was accepted")
+
+
+async def test_hot_swap_identity(keys, ca):
+    import datetime as dt
+
+    from node.transport import IssuedByCA
+
+    from .conftest import NOW, issued
+
+    auth = IssuedByCA(ca.certificate, ca.origin)
+    first = issued(ca, keys[1], lifetime=dt.timedelta(hours=10))
+    second = issued(ca, keys[1], NOW + dt.timedelta(minutes=1), lifetime=dt.timedelta(hours=20))
+    a = endpoint(issued(ca, keys[0]), auth)
+    b = endpoint(first, auth)
+    c = endpoint(issued(ca, keys[2]), auth)
+    async with running(a, b, c) as (_, addr_b, _c):
+        assert await a.request(keys[1].fingerprint, addr_b, b"x")
+        b.set_identity(second)
+        assert await a.request(keys[1].fingerprint, addr_b, b"y")  # the open connection keeps working
+        assert a.peers()[0].not_after == first.certificate.not_valid_after_utc
+        assert await c.request(keys[1].fingerprint, addr_b, b"z")
+        assert c.peers()[0].not_after == second.certificate.not_valid_after_utc
+        assert b.identity is second
