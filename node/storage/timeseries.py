@@ -10,6 +10,7 @@ Timestamps are float Unix seconds supplied by the caller (no clock is read here)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -125,7 +126,8 @@ class TimeSeriesStore:
                     self._insert_table(row_type, values)
                 self._con.execute("COMMIT")
             except duckdb.Error as exc:
-                self._con.execute("ROLLBACK")
+                with contextlib.suppress(duckdb.Error):  # the connection may be gone altogether
+                    self._con.execute("ROLLBACK")
                 raise TimeSeriesError(f"insert into {self.path} failed: {exc}") from exc
         return total
 

@@ -326,3 +326,15 @@ def test_full_disk_is_reported_and_nothing_is_half_written(tmp_path):
             per_batch[n] = per_batch.get(n, 0) + 1
         assert per_batch == dict.fromkeys(range(done), 50)  # the failed batch left nothing
         s.put(Space.STATE, b"after", b"x")  # usable again once space is back
+
+
+def test_leveldb_lock_held_by_another_program_is_in_use(tmp_path):
+    KVStore(tmp_path / "db").close()
+    raw = plyvel.DB(str(tmp_path / "db"))  # holds LevelDB's LOCK but not our node.lock
+    try:
+        with pytest.raises(StoreInUse, match="is in use by another node"):
+            KVStore(tmp_path / "db")
+    finally:
+        raw.close()
+    with KVStore(tmp_path / "db") as s:  # our flock was released on the failed open
+        assert s.schema_version == 1

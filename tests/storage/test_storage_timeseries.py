@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import duckdb
 import pytest
 import trio
 import trio.testing
@@ -134,3 +138,39 @@ def test_writer_buffer_is_bounded(ts_store):
     assert writer.pending == 10 and writer.rows_dropped == 15
     assert writer.flush_sync() == 10
     assert [r[0] for r in ts_store._query("SELECT ts FROM heartbeats ORDER BY ts")] == [T0 + i for i in range(15, 25)]
+
+
+async def test_failed_flush_keeps_the_rows_for_a_retry(tmp_path):
+    store = TimeSeriesStore(tmp_path / "ts.duckdb")
+    writer = TimeSeriesWriter(store, flush_rows=10)
+    writer.add(HeartbeatRow(T0, "n1", "svc", "ok"))
+    store._con.close()  # the database goes away under the writer
+    assert await writer.flush() == 0
+    assert writer.failures == 1 and writer.pending == 1
+    store._con = duckdb.connect(str(tmp_path / "ts.duckdb"))  # and comes back
+    assert await writer.flush() == 1
+    assert store.count(HeartbeatRow) == 1
+    store.close()
+
+
+def test_second_process_on_the_same_file_gets_a_typed_error(tmp_path):
+    path = tmp_path / "ts.duckdb"
+    store = TimeSeriesStore(path)
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD_OPEN, str(path)], capture_output=True, text=True, timeout=120
+        )
+        assert child.stdout.strip() == "TimeSeriesError", child.stderr
+    finally:
+        store.close()
+
+
+CHILD_OPEN = """
+import sys
+from node.storage.timeseries import TimeSeriesError, TimeSeriesStore
+try:
+    TimeSeriesStore(sys.argv[1])
+    print("opened")
+except TimeSeriesError:
+    print("TimeSeriesError")
+"""
