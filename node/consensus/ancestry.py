@@ -68,14 +68,17 @@ class Ancestry:
 
     # -- coordinates ------------------------------------------------------------------------------
 
-    def update_first_descendants(self, z: EventRecord) -> None:
+    def update_first_descendants(self, z: EventRecord, self_parent: EventRecord | None) -> None:
         """Give every ancestor of z that has no descendant by z's creator yet the index of z."""
         zcol, zidx = z.col, z.index
         z.fd[zcol] = zidx
+        # Where z's last ancestor is its self-parent's, the self-parent already did the work.
+        base = self_parent.la if self_parent is not None else [-1] * len(z.la)
+        forkers = self.forkers
         for col, top in enumerate(z.la):
-            if top < 0 or col == zcol:
+            if top < 0 or col == zcol or (top == base[col] and col not in forkers):
                 continue
-            if col in self.forkers:
+            if col in forkers:
                 for tip in self.tips(z, col):
                     cur: EventRecord | None = tip
                     while cur is not None and cur.fd[zcol] == NO_DESCENDANT:

@@ -177,7 +177,7 @@ class Hashgraph:
         if anc.forkers:
             anc.compute_fork_view(rec, parents)
         rec.lamport = max((p.lamport for p in parents), default=-1) + 1
-        anc.update_first_descendants(rec)  # before the round: x counts as its own descendant
+        anc.update_first_descendants(rec, sp)  # before the round: x counts as its own descendant
         rec.round = self._round_for(rec, sp, op)
         ps, _, _ = self.peer_info(rec.round)
         rec.witness = event.creator in ps and (sp is None or rec.round > sp.round)
@@ -229,14 +229,23 @@ class Hashgraph:
         if info is None:
             return pr
         _, cols, sm = self.peer_info(pr)
-        count = 0
         strongly_see = self.anc.strongly_see
-        for w in info.witnesses:
-            if strongly_see(rec, w, cols, sm):
-                count += 1
-                if count >= sm:
-                    return pr + 1
-        return pr
+        mask = 0
+        if not self.anc.forkers:  # without forks strongly-seeing is inherited from parents
+            for p in (sp, op):
+                if p is not None and p.ss_round == pr:
+                    mask |= p.ss_mask
+        count = mask.bit_count()
+        rec.ss_round = pr
+        if count < sm:
+            for i, w in enumerate(info.witnesses):
+                if not (mask >> i) & 1 and strongly_see(rec, w, cols, sm):
+                    mask |= 1 << i
+                    count += 1
+                    if count >= sm:
+                        break
+        rec.ss_mask = mask
+        return pr + 1 if count >= sm else pr
 
     # -- consensus ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ class EventRecord:
     __slots__ = (
         "event", "hash", "col", "index", "seq", "sp", "op", "la", "fd", "tips", "forks_seen",
         "round", "witness", "lamport", "famous", "votes", "strongly_seen_prev", "round_received",
-        "rr_next", "creator",
+        "rr_next", "creator", "ss_round", "ss_mask",
     )
 
     def __init__(self, event: Event, event_hash: bytes, col: int, seq: int) -> None:
@@ -43,6 +43,10 @@ class EventRecord:
         self.strongly_seen_prev: list[EventRecord] | None = None
         self.round_received: int | None = None
         self.rr_next = 0  # first round still worth testing as this event's round received
+        # Which witnesses of round `ss_round` this event strongly sees (bit i: witnesses[i]); a
+        # descendant in the same parent round inherits them instead of testing them again.
+        self.ss_round = -1
+        self.ss_mask = 0
 
 
 class RoundInfo:

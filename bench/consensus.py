@@ -1,0 +1,92 @@
+"""Hashgraph throughput against the machine's own Ed25519 verify speed.
+
+Prints, for each member count, events/s through insert + consensus (signature checks off,
+hashes precomputed), the Ed25519 verify/s of this machine measured in the same run (PyNaCl),
+and the ratio consensus-cost / verify-cost per event (goal: <= 0.2 at n=4, <= 0.5 at n=16).
+
+    python bench/consensus.py                 # 50,000-event graphs, n = 4, 16, 64
+    python bench/consensus.py --events 5000   # quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import random
+import time
+
+import nacl.signing
+
+from node.consensus.event import Event
+from node.consensus.gossipgen import random_gossip
+from node.consensus.hashgraph import Hashgraph
+from node.consensus.peers import PeerSchedule, PeerSet
+
+
+def verify_rate(seconds: float) -> float:
+    key = nacl.signing.SigningKey(b"\x01" * 32)
+    message = b"\x02" * 52  # a tagged 32-byte event hash
+    signature = key.sign(message).signature
+    verify = key.verify_key.verify
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            verify(message, signature)
+        count += 200
+    return count / (time.perf_counter() - start)
+
+
+def hash_rate(events: list[Event], limit: int = 5000) -> float:
+    """Hash + decode cost of events as they arrive from the wire (not part of the ratio)."""
+    wires = [dataclasses.replace(e, signature=bytes(64)).to_wire() for e in events[:limit]]
+    start = time.perf_counter()
+    for w in wires:
+        _ = Event.from_wire(w).hash
+    return len(wires) / (time.perf_counter() - start)
+
+
+def consensus_rate(n: int, count: int, every: int, keep_rounds: int, seed: int) -> tuple[float, Hashgraph, int]:
+    rng = random.Random(seed)
+    members = [rng.randbytes(32) for _ in range(n)]
+    events = list(random_gossip(members, count, rng))
+    graph = Hashgraph(PeerSchedule(PeerSet.of(members)), verify_signatures=False, keep_rounds=keep_rounds)
+    blocks = 0
+    gc.collect()
+    start = time.perf_counter()
+    for i, event in enumerate(events):
+        graph.insert(event)
+        if i % every == 0:
+            blocks += sum(1 for done in graph.run_consensus() if done.block is not None)
+    blocks += sum(1 for done in graph.run_consensus() if done.block is not None)
+    elapsed = time.perf_counter() - start
+    return count / elapsed, graph, blocks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000, help="events per graph (default 50,000)")
+    parser.add_argument("--sizes", default="4,16,64", help="member counts (default 4,16,64)")
+    parser.add_argument("--every", type=int, default=1, help="run consensus after every N inserts (default 1)")
+    parser.add_argument("--keep-rounds", type=int, default=20, help="rounds kept in memory (default 20)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    verify = verify_rate(1.0)
+    print(f"ed25519 verify (pynacl): {verify:,.0f}/s  ({1e6 / verify:.1f} us each)")
+    sample = list(random_gossip([bytes([i]) * 32 for i in range(4)], 2000, random.Random(0)))
+    print(f"event decode + hash:     {hash_rate(sample):,.0f}/s  (not in the ratio)")
+    header = ("n", "events", "events/s", "us/event", "ratio", "rounds", "blocks", "in mem")
+    print("{:>4} {:>8} {:>10} {:>9} {:>6} {:>7} {:>7} {:>7}".format(*header))
+    for n in (int(s) for s in args.sizes.split(",")):
+        rate, graph, blocks = consensus_rate(n, args.events, args.every, args.keep_rounds, args.seed)
+        ratio = verify / rate
+        print(
+            f"{n:>4} {args.events:>8} {rate:>10,.0f} {1e6 / rate:>9.1f} {ratio:>6.2f} "
+            f"{graph.next_to_process:>7} {blocks:>7} {graph.event_count():>7}"
+        )
+    print("ratio = consensus cost per event / Ed25519 verify cost (goal <= 0.2 at n=4, <= 0.5 at n=16)")
+
+
+if __name__ == "__main__":
+    main()
