@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import msgpack
+
 from node import codec
 
 STATE_HASH_KEY = b"meta/state_hash"
@@ -88,9 +90,13 @@ class Overlay:
         self.writes[key] = None
 
     def get_obj(self, key: bytes) -> Any:
-        """The decoded value at `key`, or None.  State we wrote ourselves always decodes."""
+        """The decoded value at `key`, or None.
+
+        State holds only what execution wrote through `put_obj` (canonical and bounded by the
+        envelope limit), so it is decoded without the checks `codec.unpack` applies to peer input.
+        """
         raw = self.get(key)
-        return None if raw is None else codec.unpack(raw)
+        return None if raw is None else msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
     def put_obj(self, key: bytes, value: Any) -> None:
         self.put(key, codec.pack(value))
