@@ -117,10 +117,12 @@ class Event:
 
     def size_problem(self) -> str | None:
         """Why this event exceeds the limits, or None."""
-        if len(self.transactions) > MAX_TRANSACTIONS:
-            return f"{len(self.transactions)} transactions > {MAX_TRANSACTIONS}"
-        if self.payload_bytes > MAX_PAYLOAD_BYTES:
-            return f"{self.payload_bytes} payload bytes > {MAX_PAYLOAD_BYTES}"
+        txs = self.transactions
+        if len(txs) > MAX_TRANSACTIONS:
+            return f"{len(txs)} transactions > {MAX_TRANSACTIONS}"
+        payload = sum(map(len, txs))
+        if payload > MAX_PAYLOAD_BYTES:
+            return f"{payload} payload bytes > {MAX_PAYLOAD_BYTES}"
         if len(self.internal_transactions) > MAX_INTERNAL_TRANSACTIONS:
             return f"{len(self.internal_transactions)} internal transactions > {MAX_INTERNAL_TRANSACTIONS}"
         if len(self.block_signatures) > MAX_BLOCK_SIGNATURES:

@@ -87,6 +87,7 @@ def _close_round(graph: Hashgraph, rnd: int) -> bool:
     for w in info.famous_unique:
         whitening ^= int.from_bytes(w.hash, "big")
     info.whitening = whitening
+    info.min_la = [min(column) for column in zip(*(w.la for w in info.famous_unique), strict=True)]
     info.decided = True
     return True
 

@@ -20,6 +20,7 @@ from node.consensus.blocks import OrderedRound, SignatureBook
 from node.consensus.errors import ConsensusUsageError, EventRejected, RejectReason
 from node.consensus.event import Event
 from node.consensus.peers import PeerSchedule, PeerSet
+from node.consensus.prune import prune
 from node.consensus.records import NO_DESCENDANT, EventRecord, RoundInfo
 
 Hasher = Callable[[Event], bytes]
@@ -77,6 +78,8 @@ class Hashgraph:
         self.fork_evidence: list[tuple[Event, Event]] = []
         self.fork_rejections: dict[bytes, int] = {}
         self.new_witnesses = False
+        self.pruned_below = 0  # rounds below this one were dropped from memory
+        self.votes_cleared_upto = 0
         self._pcache: dict[int, tuple[PeerSet, list[int], int]] = {}
         for member in peers.all_members():
             self._add_column(member)
@@ -176,7 +179,10 @@ class Hashgraph:
         parents = [p for p in (sp, op) if p is not None]
         if anc.forkers:
             anc.compute_fork_view(rec, parents)
-        rec.lamport = max((p.lamport for p in parents), default=-1) + 1
+        if sp is not None and op is not None:
+            rec.lamport = (sp.lamport if sp.lamport > op.lamport else op.lamport) + 1
+        else:
+            rec.lamport = parents[0].lamport + 1 if parents else 0
         anc.update_first_descendants(rec, sp)  # before the round: x counts as its own descendant
         rec.round = self._round_for(rec, sp, op)
         ps, _, _ = self.peer_info(rec.round)
@@ -257,9 +263,9 @@ class Hashgraph:
                 order.decide_round_received(self)
         done = order.process_rounds(self)
         if done and self.keep_rounds is not None:
-            from node.consensus.prune import prune
-
-            prune(self, self.next_to_process - 1 - self.keep_rounds)
+            cutoff = self.next_to_process - 1 - self.keep_rounds
+            if cutoff > self.pruned_below:
+                prune(self, cutoff)
         return done
 
     # -- accessors ----------------------------------------------------------------------------

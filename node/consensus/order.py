@@ -29,7 +29,14 @@ def decide_round_received(graph: Hashgraph) -> None:
             if info is None or not info.decided:
                 break
             witnesses = info.famous_unique
-            if len(witnesses) >= graph.peer_info(rnd)[2] and all(ancestor(w, rec) for w in witnesses):
+            if len(witnesses) < graph.peer_info(rnd)[2]:
+                is_received = False
+            elif not graph.anc.forkers:
+                # A column added after this round was decided holds no ancestor of its witnesses.
+                is_received = rec.col < len(info.min_la) and info.min_la[rec.col] >= rec.index
+            else:
+                is_received = all(ancestor(w, rec) for w in witnesses)
+            if is_received:
                 rec.round_received = rnd
                 graph.received.setdefault(rnd, []).append(rec)
                 del graph.undetermined[rec.hash]

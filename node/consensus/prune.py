@@ -38,10 +38,12 @@ def prune(graph: Hashgraph, cutoff: int) -> int:
             rec.tips = None
             dropped += 1
         graph.ordered_rounds.pop(rnd, None)
-    for rnd, info in graph.rounds.items():
-        if rnd <= graph.first_undecided:
-            for w in info.witnesses:
-                w.votes = None
-                w.strongly_seen_prev = None
+    for rnd in range(graph.votes_cleared_upto, graph.first_undecided + 1):
+        voted = graph.rounds.get(rnd)
+        for w in voted.witnesses if voted is not None else ():
+            w.votes = None
+            w.strongly_seen_prev = None
+    graph.votes_cleared_upto = graph.first_undecided + 1
+    graph.pruned_below = max(graph.pruned_below, cutoff)
     graph.signatures.forget_before(graph.next_block_index - KEEP_BLOCK_SIGNATURES)
     return dropped

@@ -52,7 +52,7 @@ class EventRecord:
 class RoundInfo:
     """Witnesses and decision state of one round."""
 
-    __slots__ = ("number", "witnesses", "decided", "famous_unique", "whitening", "events")
+    __slots__ = ("number", "witnesses", "decided", "famous_unique", "whitening", "events", "min_la")
 
     def __init__(self, number: int) -> None:
         self.number = number
@@ -61,3 +61,6 @@ class RoundInfo:
         self.famous_unique: list[EventRecord] = []
         self.whitening = 0
         self.events: list[EventRecord] = []  # events whose round is this one (for pruning)
+        # Elementwise minimum of the unique famous witnesses' `la`: x is an ancestor of all of
+        # them iff min_la[x.col] >= x.index (when nobody forked).
+        self.min_la: list[int] = []
