@@ -22,10 +22,13 @@ from node.actions.model import (
 from node.actions.registry import ActionSpec, Registry
 from node.actions.state import Overlay, StateReader
 
+# `@action("/app/path", guards=[...], executors=False)` registers into the node's default registry.
+action = BUILTIN.action
+
 __all__ = [
     "BUILTIN", "MAX_ENVELOPE_BYTES", "ActionContext", "ActionError", "ActionRejected", "ActionSpec",
     "BlockContext", "BlockOrderError", "BlockResult", "Envelope", "EnvelopeError", "ExecutorOutcomeOutput",
     "ExecutorRequestOutput", "ExecutorResponse", "Guard", "Output", "Overlay", "Receipt", "Reason", "Registry",
-    "ReputationPenalty", "ResponseTracker", "SignalOutput", "StateReader", "execute_block", "register_builtins",
-    "rotation_proof", "run_as_executor",
+    "ReputationPenalty", "ResponseTracker", "SignalOutput", "StateReader", "action", "execute_block",
+    "register_builtins", "rotation_proof", "run_as_executor",
 ]

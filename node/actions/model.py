@@ -55,6 +55,11 @@ class SignalOutput:
     action_id: bytes
     block_index: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form pushed to subscribers (WebSocket `/signals`)."""
+        return {"point": self.point, "seq": self.seq, "from": self.sender, "body": self.body,
+                "action_id": self.action_id.hex(), "block": self.block_index}
+
 
 @dataclass(frozen=True)
 class ExecutorRequestOutput:
