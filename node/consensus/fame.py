@@ -95,7 +95,7 @@ def _close_round(graph: Hashgraph, rnd: int) -> bool:
 def decide_fame(graph: Hashgraph) -> bool:
     """Vote on every undecided witness; True when some round became decided."""
     changed = False
-    for rnd in range(graph.first_undecided, graph.last_round + 1):
+    for rnd in range(graph.first_undecided, graph.last_round - 1):  # deciding needs votes from rnd + 2
         info = graph.rounds.get(rnd)
         if info is None or info.decided:
             continue

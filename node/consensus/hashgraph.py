@@ -195,7 +195,8 @@ class Hashgraph:
             info.witnesses.append(rec)
             if info.decided:
                 rec.famous = False  # a late witness of a decided round is never famous
-            self.new_witnesses = True
+            if rec.round >= self.first_undecided + 2:
+                self.new_witnesses = True  # only votes from two rounds up can decide anything
         self.undetermined[event_hash] = rec
         for sig in event.block_signatures:
             self.signatures.add(sig)
