@@ -116,8 +116,11 @@ class Supervisor:
 
     async def stop(self, per_service: float = 1.0) -> None:
         """Graceful shutdown: cancel services in reverse start order, each after the later ones ended
-        (so `redis` stops last and the others can still say goodbye through it)."""
+        (so `redis` stops last and the others can still say goodbye through it).  Services still
+        starting are left to the caller's final cancellation."""
         for name, scope, done in reversed(self._running):
+            if self.status.services.get(name) != "ready":
+                continue  # not started yet: cancelling it here would look like "exited without started"
             scope.cancel()
             with trio.move_on_after(per_service):
                 await done.wait()
