@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cached_property
 from typing import Any
 
 from node import codec, crypto
@@ -79,14 +78,19 @@ class Event:
             [s.to_obj() for s in self.block_signatures],
         ]
 
-    @cached_property
+    @property
     def hash(self) -> bytes:
-        """SHA-256 of the canonical body (the signature is not part of it)."""
-        return crypto.sha256(codec.pack(self.body()))
+        """SHA-256 of the canonical body (the signature is not part of it), computed once."""
+        try:
+            cached: bytes = self.__dict__["_hash"]
+        except KeyError:
+            cached = crypto.sha256(codec.pack(self.body()))
+            object.__setattr__(self, "_hash", cached)  # a cache, not state: frozen still holds
+        return cached
 
-    @cached_property
+    @property
     def payload_bytes(self) -> int:
-        return sum(len(t) for t in self.transactions)
+        return sum(map(len, self.transactions))
 
     @staticmethod
     def create(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 
 from node import codec, crypto
 from node.consensus.errors import ConsensusUsageError
@@ -37,17 +36,17 @@ class PeerSet:
     def of(members: Iterable[bytes]) -> PeerSet:
         return PeerSet(tuple(sorted(set(members))))
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_member_set", frozenset(self.members))  # a derived index
+
     def __len__(self) -> int:
         return len(self.members)
 
     def __contains__(self, member: object) -> bool:
-        return member in self._member_set
+        found: bool = member in self.__dict__["_member_set"]
+        return found
 
-    @cached_property
-    def _member_set(self) -> frozenset[bytes]:
-        return frozenset(self.members)
-
-    @cached_property
+    @property
     def hash(self) -> bytes:
         return crypto.sha256(codec.pack(list(self.members)))
 
