@@ -24,17 +24,21 @@ from node.consensus.hashgraph import Hashgraph
 from node.consensus.peers import PeerSchedule, PeerSet
 
 
-def verify_rate(seconds: float) -> float:
+def verify_rate(seconds: float, samples: int = 5) -> float:
+    """Best of several short samples: the machine is shared, so take its least disturbed speed."""
     key = nacl.signing.SigningKey(b"\x01" * 32)
     message = b"\x02" * 52  # a tagged 32-byte event hash
     signature = key.sign(message).signature
     verify = key.verify_key.verify
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for _ in range(200):
-            verify(message, signature)
-        count += 200
-    return count / (time.perf_counter() - start)
+    best = 0.0
+    for _ in range(samples):
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / samples:
+            for _ in range(100):
+                verify(message, signature)
+            count += 100
+        best = max(best, count / (time.perf_counter() - start))
+    return best
 
 
 def hash_rate(events: list[Event], limit: int = 5000) -> float:
@@ -73,18 +77,19 @@ def main() -> None:
     args = parser.parse_args()
 
     verify = verify_rate(1.0)
-    print(f"ed25519 verify (pynacl): {verify:,.0f}/s  ({1e6 / verify:.1f} us each)")
     sample = list(random_gossip([bytes([i]) * 32 for i in range(4)], 2000, random.Random(0)))
     print(f"event decode + hash:     {hash_rate(sample):,.0f}/s  (not in the ratio)")
     header = ("n", "events", "events/s", "us/event", "ratio", "rounds", "blocks", "in mem")
     print("{:>4} {:>8} {:>10} {:>9} {:>6} {:>7} {:>7} {:>7}".format(*header))
     for n in (int(s) for s in args.sizes.split(",")):
         rate, graph, blocks = consensus_rate(n, args.events, args.every, args.keep_rounds, args.seed)
+        verify = max(verify, verify_rate(0.5))  # again right after, under the same load
         ratio = verify / rate
         print(
             f"{n:>4} {args.events:>8} {rate:>10,.0f} {1e6 / rate:>9.1f} {ratio:>6.2f} "
             f"{graph.next_to_process:>7} {blocks:>7} {graph.event_count():>7}"
         )
+    print(f"ed25519 verify (pynacl, best sample): {verify:,.0f}/s  ({1e6 / verify:.1f} us each)")
     print("ratio = consensus cost per event / Ed25519 verify cost (goal <= 0.2 at n=4, <= 0.5 at n=16)")
 
 
