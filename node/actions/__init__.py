@@ -21,6 +21,7 @@ from node.actions.model import (
 )
 from node.actions.registry import ActionSpec, Registry
 from node.actions.state import Overlay, StateReader
+from node.actions.submit import admit
 
 # `@action("/app/path", guards=[...], executors=False)` registers into the node's default registry.
 action = BUILTIN.action
@@ -29,6 +30,6 @@ __all__ = [
     "BUILTIN", "MAX_ENVELOPE_BYTES", "ActionContext", "ActionError", "ActionRejected", "ActionSpec",
     "BlockContext", "BlockOrderError", "BlockResult", "Envelope", "EnvelopeError", "ExecutorOutcomeOutput",
     "ExecutorRequestOutput", "ExecutorResponse", "Guard", "Output", "Overlay", "Receipt", "Reason", "Registry",
-    "ReputationPenalty", "ResponseTracker", "SignalOutput", "StateReader", "action", "execute_block",
+    "ReputationPenalty", "ResponseTracker", "SignalOutput", "StateReader", "action", "admit", "execute_block",
     "register_builtins", "rotation_proof", "run_as_executor",
 ]
