@@ -32,6 +32,8 @@ def _run(block: Overlay, tx: bytes, context: BlockContext, registry: Registry, o
         envelope = Envelope.from_wire(tx)
     except EnvelopeError as exc:
         return Receipt(b"", False, exc.reason, detail=exc.detail)
+    except Exception as exc:  # a decoder bug must not stop the chain: the bytes are refused everywhere
+        return Receipt(b"", False, Reason.MALFORMED, detail=type(exc).__name__)
     ctx = ActionContext(envelope, context, Overlay(block))
     try:
         spec = registry.get(envelope.path)
