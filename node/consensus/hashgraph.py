@@ -18,10 +18,11 @@ from node.consensus import fame, order
 from node.consensus.ancestry import Ancestry
 from node.consensus.blocks import OrderedRound, SignatureBook
 from node.consensus.errors import ConsensusUsageError, EventRejected, RejectReason
-from node.consensus.event import Event
+from node.consensus.event import BlockSignature, Event, InternalTransaction
 from node.consensus.peers import PeerSchedule, PeerSet
 from node.consensus.prune import prune
 from node.consensus.records import NO_DESCENDANT, EventRecord, RoundInfo
+from node.crypto import PrivateKey
 
 Hasher = Callable[[Event], bytes]
 
@@ -356,6 +357,29 @@ class Hashgraph:
             return None
         chain = self.anc.chains[col]
         return chain[max(chain)][-1].event
+
+    def create_event(
+        self,
+        key: PrivateKey,
+        *,
+        other_parent: bytes | None,
+        timestamp: int,
+        transactions: tuple[bytes, ...] = (),
+        internal_transactions: tuple[InternalTransaction, ...] = (),
+        block_signatures: tuple[BlockSignature, ...] = (),
+    ) -> Event:
+        """Sign our next event on top of our last one (not inserted: call `insert`)."""
+        last = self.last_event_of(key.public)
+        return Event.create(
+            key,
+            index=0 if last is None else last.index + 1,
+            self_parent=None if last is None else self.hasher(last),
+            other_parent=other_parent,
+            timestamp=timestamp,
+            transactions=transactions,
+            internal_transactions=internal_transactions,
+            block_signatures=block_signatures,
+        )
 
     def events_since(self, known: dict[bytes, int], limit: int = 1000) -> list[Event]:
         """Events a peer with `known` lacks, in insertion (topological) order, at most `limit`."""

@@ -187,3 +187,15 @@ def test_batch_continues_after_a_rejection() -> None:
     result = g.insert_batch([bad, good, good])
     assert result.inserted == (good.hash,) and result.duplicates == 1
     assert [exc.reason for _, exc in result.rejected] == [RejectReason.BAD_SIGNATURE]
+
+
+def test_create_event_builds_on_our_last_event() -> None:
+    g = new_graph()
+    e0, e1, *_ = genesis(g)
+    mine = g.create_event(KEYS[0], other_parent=e1.hash, timestamp=50, transactions=(b"t",))
+    assert (mine.index, mine.self_parent, mine.other_parent) == (1, e0.hash, e1.hash)
+    assert mine.verify_signature()
+    g.insert(mine)
+    assert g.last_event_of(KEYS[0].public) == mine and g.known()[KEYS[0].public] == 1
+    first = new_graph().create_event(KEYS[2], other_parent=None, timestamp=0)
+    assert first.index == 0 and first.self_parent is None
