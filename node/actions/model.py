@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from node import codec
 from node.actions.errors import Reason
 
 
@@ -99,7 +100,23 @@ Output = SignalOutput | ExecutorRequestOutput | ExecutorOutcomeOutput | Reputati
 
 @dataclass(frozen=True)
 class BlockResult:
-    receipts: list[Receipt]
+    receipts: list[Receipt]  # one per transaction, in block order
     writes: dict[bytes, bytes | None]
     outputs: list[Output] = field(default_factory=list)
     state_hash: bytes = b""
+
+    def receipts_by_action(self, block_index: int) -> dict[bytes, bytes]:
+        """Receipts to store under their action id (storage's `commit_block(receipts=...)`).
+
+        Left out: bytes that were not an envelope (no id), and `replayed_nonce` refusals, whose
+        id may be that of an action executed earlier: its receipt must not be overwritten.
+        Within a block the first receipt of an id wins.
+        """
+        out: dict[bytes, bytes] = {}
+        for position, r in enumerate(self.receipts):
+            if not r.action_id or r.reason is Reason.REPLAYED_NONCE or r.action_id in out:
+                continue
+            out[r.action_id] = codec.pack({"block": block_index, "position": position, "ok": r.ok,
+                                           "reason": None if r.reason is None else r.reason.value,
+                                           "result": r.result})
+        return out

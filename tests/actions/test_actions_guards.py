@@ -151,3 +151,15 @@ def test_failure_inside_block_leaves_neighbours_intact(world) -> None:
     result = chain.run(good1, bad, good2)
     assert [r.ok for r in result.receipts] == [True, False, True]
     assert [o.seq for o in result.outputs] == [0, 1]
+
+
+def test_receipts_by_action_never_lets_a_replay_overwrite(world) -> None:
+    from node import codec
+
+    chain, alice, _ = world
+    tx = alice.tx("/signals/post", {"point": "club", "body": 1})
+    first = chain.run(tx, tx, b"junk")
+    stored = first.receipts_by_action(chain.index - 1)
+    assert list(stored) == [first.receipts[0].action_id]
+    assert codec.unpack(stored[first.receipts[0].action_id])["ok"] is True
+    assert chain.run(tx).receipts_by_action(chain.index - 1) == {}
