@@ -8,6 +8,10 @@ creator walk its self-parent chain, and a forker's cost is bounded by the two-br
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import compress
+from operator import ge, ne
+
 from node.consensus.records import NO_DESCENDANT, EventRecord
 
 
@@ -73,10 +77,15 @@ class Ancestry:
         zcol, zidx = z.col, z.index
         z.fd[zcol] = zidx
         # Where z's last ancestor is its self-parent's, the self-parent already did the work.
-        base = self_parent.la if self_parent is not None else [-1] * len(z.la)
+        la = z.la
         forkers = self.forkers
-        for col, top in enumerate(z.la):
-            if top < 0 or col == zcol or (top == base[col] and col not in forkers):
+        if self_parent is None or forkers:
+            columns: Iterable[int] = range(len(la))
+        else:  # only the columns where z's last ancestor moved past its self-parent's
+            columns = compress(range(len(la)), map(ne, la, self_parent.la))
+        for col in columns:
+            top = la[col]
+            if top < 0 or col == zcol:
                 continue
             if col in forkers:
                 for tip in self.tips(z, col):
@@ -117,6 +126,9 @@ class Ancestry:
             la, fd = x.la, y.fd
             if la[y.col] < y.index:
                 return False
+            if len(cols) == len(la):  # the peer set is every known creator: count in C
+                seen_through: int = sum(map(ge, la, fd))
+                return seen_through >= needed
             count = 0
             for c in cols:
                 if la[c] >= fd[c]:
