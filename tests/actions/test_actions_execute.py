@@ -172,3 +172,18 @@ def test_random_sequences_never_raise_and_are_deterministic(blocks) -> None:
     for result, block in zip(r1, txs, strict=True):
         assert len(result.receipts) == len(block)
         assert all(r.reason is not Reason.INTERNAL_ERROR for r in result.receipts), result.receipts
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(transaction, max_size=6), min_size=1, max_size=4))
+def test_refused_actions_change_nothing(blocks) -> None:
+    """Dropping every refused transaction gives exactly the same state, hashes and outputs."""
+    txs = materialize_all(blocks)
+    committee = (KEYS[3].public,)
+    state, results = run_chain(txs, committee)
+    kept = [[t for t, r in zip(block, res.receipts, strict=True) if r.ok] for block, res in zip(txs, results,
+                                                                                              strict=True)]
+    state2, results2 = run_chain(kept, committee)
+    assert state2 == state
+    assert [r.state_hash for r in results2] == [r.state_hash for r in results]
+    assert [r.outputs for r in results2] == [r.outputs for r in results]
