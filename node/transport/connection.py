@@ -74,6 +74,7 @@ class ConnectionOwner(Protocol):
     """What a connection needs from its endpoint."""
 
     def send_datagram(self, data: bytes, address: Address) -> None: ...
+    def flush_soon(self, connection: PeerConnection) -> None: ...
     def connection_id_issued(self, cid: bytes, connection: PeerConnection) -> None: ...
     def connection_id_retired(self, cid: bytes) -> None: ...
     def connection_established(self, connection: PeerConnection) -> None: ...
@@ -129,17 +130,27 @@ class PeerConnection:
     # -- driving aioquic (all synchronous) --------------------------------------------------------
 
     def receive(self, data: bytes, address: Address, now: float) -> None:
+        """Feed one datagram; the owner handles events and flushes once per batch."""
         self._last_received = now
         self.quic.receive_datagram(data, address, now)
-        self.process(now)
 
     def process(self, now: float) -> None:
-        """Handle aioquic's events, send its datagrams, settle bookkeeping and re-arm the timer."""
+        """Handle aioquic's events, then send its datagrams."""
+        self.handle_events()
+        self.flush(now)
+
+    def handle_events(self) -> None:
         quic = self.quic
         event = quic.next_event()
         while event is not None:
             self._handle_event(event)
             event = quic.next_event()
+        if not self.closing and quic._close_event is not None:
+            self._begin_closing(quic._close_event)
+
+    def flush(self, now: float) -> None:
+        """Send what aioquic has to send, settle send accounting and re-arm the timer."""
+        quic = self.quic
         for data, address in quic.datagrams_to_send(now):
             self.owner.send_datagram(data, address)
         if self._responses:
@@ -343,7 +354,7 @@ class PeerConnection:
             pending = self._pending[stream_id] = _Pending(FrameReader(max_frame=self.limits.max_frame), len(frame), now)
             self.last_used = now
             self.quic.send_stream_data(stream_id, frame, end_stream=True)
-            self.process(now)
+            self.owner.flush_soon(self)
             try:
                 await pending.done.wait()
             finally:
@@ -375,7 +386,7 @@ class PeerConnection:
             return
         self._responses[stream_id] = len(frame)
         self.quic.send_stream_data(stream_id, frame, end_stream=True)
-        self.process(trio.current_time())
+        self.owner.flush_soon(self)
 
     def served(self, charged: int) -> None:
         self._serving -= 1

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[PeerInfo, bytes], Awaitable[bytes]]
 _MIN_INITIAL_SIZE = 1200  # RFC 9000 section 14.1: a client's Initial datagram is at least this big
+_RECEIVE_BATCH = 64
 _VERSIONS = frozenset(int(v) for v in (QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2))
 
 
@@ -93,6 +94,8 @@ class Endpoint:
         self._dials: dict[str, _Dial] = {}
         self._backoff: dict[str, tuple[float, float, str]] = {}  # node -> (retry at, delay, last error)
         self._penalties: dict[str, tuple[float, str]] = {}  # node -> (until, reason)
+        self._dirty: dict[PeerConnection, None] = {}
+        self._flush_wanted = trio.Event()
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -166,6 +169,7 @@ class Endpoint:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._address = (str(bound[0]), int(bound[1]))
+                nursery.start_soon(self._flusher)
                 task_status.started(self._address)
                 try:
                     await self._receive_loop(trio_sock)
@@ -180,14 +184,39 @@ class Endpoint:
     # -- receiving ---------------------------------------------------------------------------------
 
     async def _receive_loop(self, trio_sock: trio.socket.SocketType) -> None:
+        assert self._socket is not None
+        sock = self._socket
         while True:
             try:
                 data, address = await trio_sock.recvfrom(65536)
             except OSError:  # an ICMP error surfaced on the socket; UDP goes on
                 continue
-            self._datagram_received(data, (address[0], address[1]))
+            # Drain what else is queued before letting aioquic answer: one ACK and one flush per
+            # connection per batch instead of one per datagram.
+            touched: dict[PeerConnection, None] = {}
+            now = trio.current_time()
+            for _ in range(_RECEIVE_BATCH):
+                self._datagram_received(data, (address[0], address[1]), now, touched)
+                try:
+                    data, address = sock.recvfrom(65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+            for connection in touched:
+                self._guarded(connection, now, connection.handle_events)
+                self.flush_soon(connection)
 
-    def _datagram_received(self, data: bytes, address: Address) -> None:
+    def _guarded(self, connection: PeerConnection, now: float, call: Callable[..., None], *args: object) -> None:
+        try:
+            call(*args)
+        except Exception:  # aioquic raised on input it should have rejected: lose that connection only
+            log.exception("closing a QUIC connection after an unexpected error")
+            connection.close(CloseCode.PROTOCOL_VIOLATION, "internal error", now)
+
+    def _datagram_received(
+        self, data: bytes, address: Address, now: float, touched: dict[PeerConnection, None]
+    ) -> None:
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=CONNECTION_ID_LENGTH)
         except ValueError:
@@ -204,12 +233,29 @@ class Endpoint:
             connection = self._new_connection(address, expected_node_id=None, original_cid=header.destination_cid)
             self._inbound += 1
             self._register_cid(header.destination_cid, connection)
-        now = trio.current_time()
-        try:
-            connection.receive(data, address, now)
-        except Exception:  # aioquic raised on input it should have rejected: lose that connection only
-            log.exception("closing a QUIC connection after an unexpected error")
-            connection.close(CloseCode.PROTOCOL_VIOLATION, "internal error", now)
+        touched[connection] = None
+        self._guarded(connection, now, connection.receive, data, address, now)
+
+    async def _flusher(self) -> None:
+        """Send for every connection touched since the last pass, once.
+
+        Requests, responses and received datagrams only mark their connection; this task then asks
+        aioquic for datagrams once per connection, after letting the tasks woken in the same pass
+        (handlers answering, requesters sending) run, so their frames and ACKs share packets.
+        """
+        while True:
+            await self._flush_wanted.wait()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self._flush_wanted = trio.Event()
+            dirty, self._dirty = self._dirty, {}
+            now = trio.current_time()
+            for connection in dirty:
+                if connection in self._cids:
+                    self._guarded(connection, now, connection.flush, now)
+
+    def flush_soon(self, connection: PeerConnection) -> None:
+        self._dirty[connection] = None
+        self._flush_wanted.set()
 
     # -- connections -------------------------------------------------------------------------------
 
