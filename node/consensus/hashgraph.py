@@ -67,6 +67,7 @@ class Hashgraph:
         self.signatures = SignatureBook(verify_signatures=verify_signatures)
         self._col_of: dict[bytes, int] = {}
         self._creators: list[bytes] = []
+        self.top_index: list[int] = []  # per column: the highest index inserted (-1: none)
         self._seq = 0
         self.rounds: dict[int, RoundInfo] = {}
         self.last_round = -1
@@ -93,6 +94,7 @@ class Hashgraph:
         self._col_of[member] = len(self._creators)
         self._creators.append(member)
         self.anc.chains.append({})
+        self.top_index.append(-1)
         for rec in self.anc.events.values():  # rare: a member joined; keep coordinates uniform
             rec.la.append(-1)
             rec.fd.append(NO_DESCENDANT)
@@ -190,6 +192,8 @@ class Hashgraph:
         rec.witness = event.creator in ps and (sp is None or rec.round > sp.round)
         anc.events[event_hash] = rec
         anc.chains[col].setdefault(event.index, []).append(rec)
+        if event.index > self.top_index[col]:
+            self.top_index[col] = event.index
         info = self._round_info(rec.round)
         info.events.append(rec)
         if rec.witness:
@@ -349,14 +353,13 @@ class Hashgraph:
 
     def known(self) -> dict[bytes, int]:
         """Creator -> highest index known (creators with no event are left out)."""
-        return {self._creators[c]: max(chain) for c, chain in enumerate(self.anc.chains) if chain}
+        return {self._creators[c]: top for c, top in enumerate(self.top_index) if top >= 0}
 
     def last_event_of(self, creator: bytes) -> Event | None:
         col = self._col_of.get(creator)
-        if col is None or not self.anc.chains[col]:
+        if col is None or self.top_index[col] < 0:
             return None
-        chain = self.anc.chains[col]
-        return chain[max(chain)][-1].event
+        return self.anc.chains[col][self.top_index[col]][-1].event
 
     def create_event(
         self,
@@ -385,9 +388,13 @@ class Hashgraph:
         """Events a peer with `known` lacks, in insertion (topological) order, at most `limit`."""
         missing: list[EventRecord] = []
         for col, chain in enumerate(self.anc.chains):
-            have = known.get(self._creators[col], -1)
-            for index, slot in chain.items():
-                if index > have:
-                    missing.extend(slot)
+            have, top = known.get(self._creators[col], -1), self.top_index[col]
+            if top - have > len(chain):  # the peer is behind what we still hold: scan what we hold
+                for index, slot in chain.items():
+                    if index > have:
+                        missing.extend(slot)
+                continue
+            for index in range(have + 1, top + 1):
+                missing.extend(chain.get(index, ()))
         missing.sort(key=lambda r: r.seq)
         return [r.event for r in missing[:limit]]

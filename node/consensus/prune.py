@@ -20,7 +20,7 @@ def prune(graph: Hashgraph, cutoff: int) -> int:
     dropped = 0
     anc = graph.anc
     cutoff = min(cutoff, graph.next_to_process)
-    tops = [max(chain) if chain else -1 for chain in anc.chains]
+    tops = graph.top_index
     for rnd in [r for r in graph.rounds if r < cutoff]:
         info = graph.rounds.pop(rnd)
         for rec in info.events:

@@ -104,6 +104,10 @@ def test_pruning_bounds_memory_and_keeps_the_same_order() -> None:
     assert pruned == full
     assert peak < 600, peak  # 4000 events inserted; about 13 rounds of ~12 events stay
     assert min(g.rounds) > 200
+    # Gossip can still serve what it holds, and every creator's head survives pruning.
+    assert len(g.events_since({}, limit=10**6)) == g.event_count()
+    assert all(g.last_event_of(m) is not None for m in MEMBERS)
+    assert g.known() == {m: max(e.index for e in events if e.creator == m) for m in MEMBERS}
 
 
 def test_membership_change_takes_effect_six_rounds_after_commit() -> None:
