@@ -55,6 +55,7 @@ def builtin_registry() -> ServiceRegistry:
             ctx.status,
             ctx.settings.heartbeat_interval,
             {"origin": ctx.settings.origin or "", "listen": ctx.settings.listen, "api": ctx.settings.api},
+            ctx.mesh_ready,
         ),
     )
     registry.add("healer", "async", lambda ctx: make_healer(ctx.redis, ctx.truth, ctx.node_id))

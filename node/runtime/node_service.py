@@ -1,6 +1,7 @@
 """Component `node`: the node's own presence in Redis.
 
-Keeps `truth:heartbeat:{node_id}` fresh (a key with a TTL), adds the node to `truth:mesh:nodes`,
+Keeps `truth:heartbeat:{node_id}` fresh (a key with a TTL), adds the node to `truth:mesh:nodes`
+(and to `truth:mesh:ready` once the mesh is ready, i.e. from phase `consensus` on),
 keeps `svc:list` and `svc:cfg:{svc}`, and publishes every status change (phase transitions,
 services becoming ready) to `truth:system:startup_status` (key = latest JSON, channel = each change).
 All of it is written again when Redis comes back after an outage.
@@ -27,8 +28,16 @@ class NodeService:
     name = "node"
     kind = "async"
 
-    def __init__(self, bridge: RedisBridge, status: NodeStatus, interval: float, meta: dict[str, str]) -> None:
+    def __init__(
+        self,
+        bridge: RedisBridge,
+        status: NodeStatus,
+        interval: float,
+        meta: dict[str, str],
+        mesh_ready: trio.Event | None = None,
+    ) -> None:
         self.bridge = bridge
+        self.mesh_ready = mesh_ready
         self.status = status
         self.interval = interval
         self.meta = meta  # origin, listen, api: shown to local tools
@@ -44,12 +53,15 @@ class NodeService:
         )
         ttl_ms = int(max(3 * self.interval, 2.0) * 1000)
         services = dict(self.status.services)
+        mesh_ready = self.mesh_ready is not None and self.mesh_ready.is_set()
         kinds = dict(self.status.kinds)
 
         def write(client: redis.Redis) -> None:
             pipe = client.pipeline(transaction=False)
             pipe.set(keys.node_heartbeat(node_id), beat, px=ttl_ms)
             pipe.sadd(keys.mesh_nodes, node_id)
+            if mesh_ready:
+                pipe.sadd(keys.mesh_ready, node_id)
             if services:
                 pipe.sadd(keys.svc_list, *services)
             for name, state in services.items():
@@ -110,6 +122,7 @@ class NodeService:
             pipe.set(keys.startup_status, text)
             pipe.publish(keys.startup_status, text)
             pipe.srem(keys.mesh_nodes, node_id)
+            pipe.srem(keys.mesh_ready, node_id)
             pipe.delete(keys.node_heartbeat(node_id))
             pipe.execute()
 

@@ -68,9 +68,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
     blocker.write_text("")
     line = one_line_error(run_node("init", "--origin", "alpha.example", "--home", str(blocker / "home")))
     assert "not usable" in line or "not writable" in line
-    assert "node init" in one_line_error(
-        run_node("start", "--origin", "a.example", "--home", str(tmp_path / "none"))
-    )
+    assert "node init" in one_line_error(run_node("start", "--origin", "a.example", "--home", str(tmp_path / "none")))
     assert not (tmp_path / "none").exists()
     one_line_error(run_node("init", "--origin", "Not An Origin", "--home", str(tmp_path / "x")))
     assert not (tmp_path / "x").exists()

@@ -150,3 +150,31 @@ def test_monitor_reset_and_reconfigure() -> None:
     assert [e.name for e in m.check(52.9)] == ["b"]  # a's warm-up (3 s) restarted at 50; b's (2 s) ran out
     [ok] = m.observe("a", 53.0)
     assert ok.status == "ok" and ok.silent_for is None
+
+
+def test_status_follows_services_and_phases() -> None:
+    from node.runtime.status import NodeStatus
+    from node.runtime.statusline import render
+
+    machine = PhaseMachine()
+    status = NodeStatus("abc", machine)
+    status.set_service("redis", "ready", "blocking")
+    status.set_service("api", "starting", "async")
+    status.set_service("fed", "waiting", "federated")
+    assert status.overall == "starting"
+    before = status.changed
+    status.set_service("api", "ready")
+    assert before.is_set() and status.overall == "ready"  # federated components do not gate readiness
+    machine.fire(Trigger.CA_ISSUED)
+    snap = status.snapshot()
+    assert snap["phase"] == "ca-issued" and snap["transition"] == {
+        "from": "self-signed",
+        "to": "ca-issued",
+        "trigger": "ca-issued",
+    }
+    status.set_service("api", "missed")
+    assert status.overall == "degraded"
+    status.set_stopping()
+    assert status.snapshot()["status"] == "stopping"
+    line = render(status).plain
+    assert "phase ca-issued" in line and "redis:ready" in line
