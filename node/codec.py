@@ -27,27 +27,48 @@ class EncodeError(UsageError):
     """A value that has no canonical encoding (a float, an unknown type, too deep)."""
 
 
+_SCALARS = frozenset({type(None), bool, int, str, bytes})
+
+
+def _sort_key(item: tuple[Any, Any]) -> tuple[str, Any]:
+    return (type(item[0]).__name__, item[0])
+
+
 def _canonical(value: Any, depth: int) -> Any:
+    # Exact-type dispatch first: this runs for every value hashed or signed, so it is hot.
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
     if depth > MAX_DEPTH:
         raise EncodeError(f"value nested deeper than {MAX_DEPTH}")
-    if value is None or isinstance(value, (bool, int, str, bytes)):
-        return value
+    if kind is dict:
+        for k in value:
+            if type(k) not in _KEY_TYPES and not isinstance(k, (str, int, bytes)):
+                raise EncodeError(f"map key of type {type(k).__name__} has no canonical order")
+        try:
+            keys = sorted(value)
+        except TypeError:  # mixed key types: order by type name, then value
+            return {k: _canonical(v, depth + 1) for k, v in sorted(value.items(), key=_sort_key)}
+        return {k: _canonical(value[k], depth + 1) for k in keys}
+    if kind is list or kind is tuple:
+        return [_canonical(v, depth + 1) for v in value]
+    if isinstance(value, float):
+        raise EncodeError("floats have no canonical encoding here; use integers")
+    # Subclasses (IntEnum, StrEnum, OrderedDict...) take the slow, general path.
+    if isinstance(value, (bool, int)):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bytes):
+        return bytes(value)
     if isinstance(value, (list, tuple)):
         return [_canonical(v, depth + 1) for v in value]
     if isinstance(value, dict):
-        items = []
-        for k, v in value.items():
-            if not isinstance(k, (str, int, bytes)):
-                raise EncodeError(f"map key of type {type(k).__name__} has no canonical order")
-            items.append((k, _canonical(v, depth + 1)))
-        try:
-            items.sort(key=lambda kv: (type(kv[0]).__name__, kv[0]))
-        except TypeError as exc:  # pragma: no cover - guarded above
-            raise EncodeError(str(exc)) from exc
-        return dict(items)
-    if isinstance(value, float):
-        raise EncodeError("floats have no canonical encoding here; use integers")
+        return _canonical(dict(value), depth)
     raise EncodeError(f"cannot encode a {type(value).__name__}")
+
+
+_KEY_TYPES = frozenset({str, int, bytes})
 
 
 def pack(value: Any) -> bytes:
