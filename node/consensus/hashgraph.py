@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from node.consensus import fame, order
 from node.consensus.ancestry import Ancestry
@@ -31,8 +32,7 @@ def default_hasher(event: Event) -> bytes:
     return event.hash
 
 
-@dataclass(frozen=True)
-class InsertResult:
+class InsertResult(NamedTuple):  # a tuple: built once per event on the hot path
     hash: bytes
     round: int
     witness: bool
@@ -74,7 +74,8 @@ class Hashgraph:
         self.first_undecided = 0
         self.next_to_process = 0
         self.next_block_index = 0
-        self.undetermined: dict[bytes, EventRecord] = {}
+        self.undetermined: dict[bytes, EventRecord] = {}  # not received yet, in insertion order
+        self.undetermined_by_round: dict[int, dict[bytes, EventRecord]] = {}
         self.received: dict[int, list[EventRecord]] = {}
         self.ordered_rounds: dict[int, tuple[bytes, ...]] = {}  # processed rounds still in memory
         self.fork_evidence: list[tuple[Event, Event]] = []
@@ -203,6 +204,7 @@ class Hashgraph:
             if rec.round >= self.first_undecided + 2:
                 self.new_witnesses = True  # only votes from two rounds up can decide anything
         self.undetermined[event_hash] = rec
+        self.undetermined_by_round.setdefault(rec.round, {})[event_hash] = rec
         for sig in event.block_signatures:
             self.signatures.add(sig)
         return InsertResult(event_hash, rec.round, rec.witness, rec.lamport, is_fork)

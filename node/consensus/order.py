@@ -9,6 +9,7 @@ hashes, so no creator can grind its position.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from node.consensus.blocks import Block, OrderedRound, median_timestamp
@@ -22,27 +23,43 @@ if TYPE_CHECKING:
 
 def decide_round_received(graph: Hashgraph) -> None:
     ancestor = graph.anc.ancestor
-    for rec in list(graph.undetermined.values()):
-        rnd = max(rec.rr_next, rec.round + 1)
-        while True:
-            info = graph.rounds.get(rnd)
-            if info is None or not info.decided:
-                break
-            witnesses = info.famous_unique
-            if len(witnesses) < graph.peer_info(rnd)[2]:
-                is_received = False
-            elif not graph.anc.forkers:
-                # A column added after this round was decided holds no ancestor of its witnesses.
-                is_received = rec.col < len(info.min_la) and info.min_la[rec.col] >= rec.index
-            else:
-                is_received = all(ancestor(w, rec) for w in witnesses)
-            if is_received:
-                rec.round_received = rnd
-                graph.received.setdefault(rnd, []).append(rec)
-                del graph.undetermined[rec.hash]
-                break
-            rnd += 1
-        rec.rr_next = rnd
+    rounds = graph.rounds
+    for event_round in sorted(graph.undetermined_by_round):
+        after = rounds.get(event_round + 1)
+        if after is None or not after.decided:
+            continue  # no event of this round can be received before round + 1 is decided
+        group = graph.undetermined_by_round[event_round]
+        for rec in list(group.values()):
+            if _receive(graph, rec, ancestor):
+                del group[rec.hash]
+        if not group:
+            del graph.undetermined_by_round[event_round]
+
+
+def _receive(graph: Hashgraph, rec: EventRecord, ancestor: Callable[[EventRecord, EventRecord], bool]) -> bool:
+    """Find rec's round received if it has one yet; True when found."""
+    rnd = rec.rr_next if rec.rr_next > rec.round else rec.round + 1
+    found = False
+    while True:
+        info = graph.rounds.get(rnd)
+        if info is None or not info.decided:
+            break
+        witnesses = info.famous_unique
+        if len(witnesses) < graph.peer_info(rnd)[2]:
+            found = False
+        elif not graph.anc.forkers:
+            # A column added after this round was decided holds no ancestor of its witnesses.
+            found = rec.col < len(info.min_la) and info.min_la[rec.col] >= rec.index
+        else:
+            found = all(ancestor(w, rec) for w in witnesses)
+        if found:
+            rec.round_received = rnd
+            graph.received.setdefault(rnd, []).append(rec)
+            del graph.undetermined[rec.hash]
+            break
+        rnd += 1
+    rec.rr_next = rnd  # rounds below were decided without receiving rec: never test them again
+    return found
 
 
 def _apply_membership(graph: Hashgraph, block: Block) -> None:
