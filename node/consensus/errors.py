@@ -17,7 +17,7 @@ class RejectReason(Enum):
     BAD_SIGNATURE = "bad signature"
     UNKNOWN_CREATOR = "unknown creator"
     UNKNOWN_PARENT = "unknown parent"
-    PARENT_TOO_OLD = "parent already pruned"
+    TOO_OLD = "older than the rounds kept in memory"
     WRONG_INDEX = "wrong index"
     SELF_PARENT_BY_OTHER_CREATOR = "self-parent by another creator"
     OTHER_PARENT_BY_SAME_CREATOR = "other-parent by the same creator"

@@ -137,7 +137,7 @@ class Hashgraph:
             if sp is None:
                 chain = self.anc.chains[col]
                 if chain and event.index - 1 < min(chain):
-                    raise EventRejected(RejectReason.PARENT_TOO_OLD, "self-parent was pruned")
+                    raise EventRejected(RejectReason.TOO_OLD, "self-parent was pruned")
                 raise EventRejected(RejectReason.UNKNOWN_PARENT, "self-parent " + event.self_parent.hex()[:16])
             if sp.creator != event.creator:
                 raise EventRejected(RejectReason.SELF_PARENT_BY_OTHER_CREATOR)
@@ -150,6 +150,10 @@ class Hashgraph:
             if op.creator == event.creator:
                 raise EventRejected(RejectReason.OTHER_PARENT_BY_SAME_CREATOR)
         slot = self.anc.chains[col].get(event.index)
+        if slot is None and event.index <= self.top_index[col]:
+            # Every index up to the top was inserted once; no slot means it was pruned, so this
+            # would be an undetectable (and useless) late branch.
+            raise EventRejected(RejectReason.TOO_OLD, f"index {event.index} was pruned")
         if slot is not None and len(slot) >= 2:
             self.fork_rejections[event.creator] = self.fork_rejections.get(event.creator, 0) + 1
             raise EventRejected(RejectReason.FORK_LIMIT, f"third branch at index {event.index}")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from node.consensus.blocks import Block, median_timestamp
+from node.consensus.errors import EventRejected, RejectReason
 from node.consensus.event import Event, InternalTransaction, PeerChange
 from node.consensus.fame import coin
 from node.consensus.gossipgen import random_gossip
@@ -108,6 +111,13 @@ def test_pruning_bounds_memory_and_keeps_the_same_order() -> None:
     assert len(g.events_since({}, limit=10**6)) == g.event_count()
     assert all(g.last_event_of(m) is not None for m in MEMBERS)
     assert g.known() == {m: max(e.index for e in events if e.creator == m) for m in MEMBERS}
+    # A branch at a pruned index can no longer be checked: refused, and nothing changes.
+    count = g.event_count()
+    for late in (Event(MEMBERS[0], 0, None, None, 5, (b"late",)), Event(MEMBERS[0], 3, events[0].hash, None, 5)):
+        with pytest.raises(EventRejected) as info:
+            g.insert(late)
+        assert info.value.reason is RejectReason.TOO_OLD
+    assert g.event_count() == count
 
 
 def test_membership_change_takes_effect_six_rounds_after_commit() -> None:
