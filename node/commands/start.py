@@ -8,7 +8,6 @@ import click
 
 from node.errors import ConfigError
 from node.runtime.cli_support import OneLineCommand, home_option, settings_for
-from node.runtime.daemon import run_daemon
 from node.runtime.logs import configure_logging
 
 
@@ -30,6 +29,8 @@ def start_cmd(**flags: object) -> None:
     if settings.origin is None:
         raise ConfigError("no origin: give --origin or set origin in config/node.toml")
     configure_logging(settings.log_format, settings.log_level)
+    from node.runtime.daemon import run_daemon  # imported here: other commands stay quick to start
+
     sys.exit(run_daemon(settings))
 
 

@@ -15,10 +15,10 @@ A layer registers a factory, which the daemon calls with the `NodeContext` at st
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import trio
@@ -105,9 +105,10 @@ def load_plugins(registry: ServiceRegistry) -> list[str]:
     for info in sorted(pkgutil.iter_modules(node.__path__), key=lambda m: m.name):
         if not info.ispkg or info.name in ("runtime", "commands"):
             continue
+        folder = getattr(info.module_finder, "path", None)
+        if folder is None or not (Path(folder) / info.name / "plugin.py").exists():
+            continue  # checked on disk: importing a layer that has no plugin would be wasted (or fragile)
         name = f"node.{info.name}.plugin"
-        if importlib.util.find_spec(name) is None:
-            continue
         module = importlib.import_module(name)
         register = getattr(module, "register", None)
         if callable(register):
