@@ -55,8 +55,13 @@ class Hashgraph:
         verify_signatures: bool = True,
         hasher: Hasher = default_hasher,
         keep_rounds: int | None = None,
+        max_branches: int = 2,
     ) -> None:
-        """`keep_rounds`: when set, processed rounds older than that many rounds are dropped."""
+        """`keep_rounds`: when set, processed rounds older than that many rounds are dropped.
+        `max_branches`: events stored per (creator, index); more branches of a fork are refused."""
+        if max_branches < 2:
+            raise ConsensusUsageError("max_branches must be at least 2 (a fork must be detectable)")
+        self.max_branches = max_branches
         if keep_rounds is not None and keep_rounds < 8:
             raise ConsensusUsageError("keep_rounds must be at least 8 (membership delay plus voting)")
         self.peers = peers
@@ -154,9 +159,9 @@ class Hashgraph:
             # Every index up to the top was inserted once; no slot means it was pruned, so this
             # would be an undetectable (and useless) late branch.
             raise EventRejected(RejectReason.TOO_OLD, f"index {event.index} was pruned")
-        if slot is not None and len(slot) >= 2:
+        if slot is not None and len(slot) >= self.max_branches:
             self.fork_rejections[event.creator] = self.fork_rejections.get(event.creator, 0) + 1
-            raise EventRejected(RejectReason.FORK_LIMIT, f"third branch at index {event.index}")
+            raise EventRejected(RejectReason.FORK_LIMIT, f"branch {len(slot) + 1} at index {event.index}")
         if self.verify_signatures and not event.verify_signature():
             raise EventRejected(RejectReason.BAD_SIGNATURE)
         return col, sp, op, slot is not None

@@ -199,3 +199,19 @@ def test_create_event_builds_on_our_last_event() -> None:
     assert g.last_event_of(KEYS[0].public) == mine and g.known()[KEYS[0].public] == 1
     first = new_graph().create_event(KEYS[2], other_parent=None, timestamp=0)
     assert first.index == 0 and first.self_parent is None
+
+
+def test_more_branches_when_configured() -> None:
+    g = new_graph(max_branches=4)
+    e0, e1, e2, e3 = genesis(g)
+    branches = [child(KEYS[0], e0, other, timestamp=t) for t, other in enumerate((e1, e2, e3, None))]
+    for b in branches:
+        g.insert(b)
+    assert len(g.fork_evidence) == 3 and g.forkers() == [KEYS[0].public]
+    assert_rejected(g, child(KEYS[0], e0, e1, timestamp=99), RejectReason.FORK_LIMIT)
+    # Honest events built on any branch are accepted and see the forker's fork once both meet.
+    x = child(KEYS[1], e1, branches[2])
+    g.insert(x)
+    y = child(KEYS[1], x, branches[3])
+    g.insert(y)
+    assert g.see(x.hash, branches[2].hash) and not g.see(y.hash, branches[2].hash)
