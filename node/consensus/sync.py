@@ -15,18 +15,22 @@ for any other event.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from node import codec
 from node.consensus.errors import ConsensusError, EventDecodeError
-from node.consensus.event import PUBLIC_KEY_BYTES, Event
+from node.consensus.event import HASH_BYTES, PUBLIC_KEY_BYTES, Event
 
 Known = dict[bytes, int]
+# For creators known to fork: creator -> (first fork index, hashes of that creator's branch tips).
+# One index per creator cannot tell branches apart; the tips say which branches the sender holds.
+Forks = dict[bytes, tuple[int, tuple[bytes, ...]]]
 
 SYNC_LIMIT = 1000  # events per response or push
 MAX_FRAME_BYTES = codec.MAX_MESSAGE_BYTES
 MAX_KNOWN_ENTRIES = 10_000  # members in one Known map
+MAX_FORK_TIPS = 16  # tips listed per forker (the graph stores at most two branches per index)
 
 _SYNC_REQUEST = 1
 _SYNC_RESPONSE = 2
@@ -57,6 +61,24 @@ def _known_from_obj(obj: Any) -> Known:
     return out
 
 
+def _forks_to_obj(forks: Forks) -> dict[bytes, list[Any]]:
+    return {c: [floor, list(tips)] for c, (floor, tips) in forks.items()}
+
+
+def _forks_from_obj(obj: Any) -> Forks:
+    _need(isinstance(obj, dict) and len(obj) <= MAX_KNOWN_ENTRIES, "bad fork map")
+    out: Forks = {}
+    for creator, item in obj.items():
+        _need(isinstance(creator, bytes) and len(creator) == PUBLIC_KEY_BYTES, "bad creator in fork map")
+        _need(isinstance(item, list) and len(item) == 2, "bad fork entry")
+        floor, tips = item
+        _need(type(floor) is int and 0 <= floor < 1 << 63, "bad fork floor")
+        _need(isinstance(tips, list) and len(tips) <= MAX_FORK_TIPS, "bad fork tips")
+        _need(all(isinstance(t, bytes) and len(t) == HASH_BYTES for t in tips), "bad fork tip")
+        out[creator] = (floor, tuple(tips))
+    return out
+
+
 def _events_from_obj(obj: Any, limit: int) -> tuple[Event, ...]:
     _need(isinstance(obj, list), "events must be a list")
     _need(len(obj) <= limit, f"{len(obj)} events > limit {limit}")
@@ -74,15 +96,16 @@ def _events_from_obj(obj: Any, limit: int) -> tuple[Event, ...]:
 class SyncRequest:
     from_id: bytes
     known: Known
+    forks: Forks = field(default_factory=dict)
 
     def to_obj(self) -> list[Any]:
-        return [_SYNC_REQUEST, self.from_id, _known_to_obj(self.known)]
+        return [_SYNC_REQUEST, self.from_id, _known_to_obj(self.known), _forks_to_obj(self.forks)]
 
     @staticmethod
     def from_obj(obj: Any) -> SyncRequest:
-        _need(isinstance(obj, list) and len(obj) == 3 and obj[0] == _SYNC_REQUEST, "not a sync request")
+        _need(isinstance(obj, list) and len(obj) == 4 and obj[0] == _SYNC_REQUEST, "not a sync request")
         _need(isinstance(obj[1], bytes) and len(obj[1]) == PUBLIC_KEY_BYTES, "bad from_id")
-        return SyncRequest(obj[1], _known_from_obj(obj[2]))
+        return SyncRequest(obj[1], _known_from_obj(obj[2]), _forks_from_obj(obj[3]))
 
 
 @dataclass(frozen=True)
@@ -90,15 +113,19 @@ class SyncResponse:
     events: tuple[Event, ...]
     sender_known: Known
     more: bool
+    sender_forks: Forks = field(default_factory=dict)
 
     def to_obj(self) -> list[Any]:
-        return [_SYNC_RESPONSE, [e.to_wire() for e in self.events], _known_to_obj(self.sender_known), self.more]
+        return [
+            _SYNC_RESPONSE, [e.to_wire() for e in self.events], _known_to_obj(self.sender_known), self.more,
+            _forks_to_obj(self.sender_forks),
+        ]
 
     @staticmethod
     def from_obj(obj: Any, limit: int = SYNC_LIMIT) -> SyncResponse:
-        _need(isinstance(obj, list) and len(obj) == 4 and obj[0] == _SYNC_RESPONSE, "not a sync response")
+        _need(isinstance(obj, list) and len(obj) == 5 and obj[0] == _SYNC_RESPONSE, "not a sync response")
         _need(isinstance(obj[3], bool), "bad more flag")
-        return SyncResponse(_events_from_obj(obj[1], limit), _known_from_obj(obj[2]), obj[3])
+        return SyncResponse(_events_from_obj(obj[1], limit), _known_from_obj(obj[2]), obj[3], _forks_from_obj(obj[4]))
 
 
 @dataclass(frozen=True)
@@ -141,10 +168,13 @@ def decode_message(data: bytes, *, limit: int = SYNC_LIMIT) -> SyncMessage:
     raise SyncDecodeError(f"unknown gossip message kind {kind!r}")
 
 
-def fit_frame(events: Iterable[Event], known: Known, limit: int = SYNC_LIMIT) -> tuple[list[Event], bool]:
-    """The longest prefix of `events` (at most `limit`) that fits one frame with `known`; and
-    whether anything was held back.  A prefix of a topological order is still one."""
-    budget = MAX_FRAME_BYTES - len(codec.pack(_known_to_obj(known))) - 64  # tag, list headers, flag
+def fit_frame(
+    events: Iterable[Event], known: Known, forks: Forks | None = None, limit: int = SYNC_LIMIT
+) -> tuple[list[Event], bool]:
+    """The longest prefix of `events` (at most `limit`) that fits one frame with `known` and
+    `forks`; and whether anything was held back.  A prefix of a topological order is still one."""
+    overhead = len(codec.pack([_known_to_obj(known), _forks_to_obj(forks or {})])) + 64  # tag, headers, flag
+    budget = MAX_FRAME_BYTES - overhead
     taken: list[Event] = []
     for event in events:
         if len(taken) == limit:
