@@ -7,9 +7,12 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.consensus.errors import EventDecodeError
+from node.consensus.event import Event
 from node.consensus.gossipgen import random_gossip
 from node.consensus.hashgraph import Hashgraph
 from node.consensus.peers import PeerSchedule, PeerSet
+from node.crypto import PrivateKey
 
 
 @settings(max_examples=15, deadline=None)
@@ -40,3 +43,29 @@ def test_order_is_topological_and_blocks_are_consecutive(n: int, count: int, see
     assert [t for b in blocks for t in b.transactions] == [t for h in order for t in g.event(h).transactions]
     if n == 1:
         assert len(order) == max(count - 3, 0)  # alone: received one round later, decided two after
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_event_decoder_never_crashes_on_garbage(data: bytes) -> None:
+    try:
+        event = Event.from_wire(data)
+    except EventDecodeError:
+        return
+    assert Event.from_wire(event.to_wire()) == event
+
+
+@settings(max_examples=100, deadline=None)
+@given(cut=st.integers(0, 200), flip=st.integers(0, 255))
+def test_mutated_event_bytes_are_rejected_or_fail_signature(cut: int, flip: int) -> None:
+    good = Event.create(PrivateKey.from_seed(b"fuzz"), index=0, self_parent=None, other_parent=None,
+                        timestamp=7, transactions=(b"payload",))
+    wire = bytearray(good.to_wire())
+    pos = cut % len(wire)
+    wire[pos] ^= flip or 1
+    try:
+        event = Event.from_wire(bytes(wire))
+    except EventDecodeError:
+        return
+    # Either only the signature changed (same body) or the signature no longer verifies.
+    assert event == good or not event.verify_signature()
