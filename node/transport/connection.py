@@ -148,10 +148,11 @@ class PeerConnection:
         if not self.closing and quic._close_event is not None:
             self._begin_closing(quic._close_event)
 
-    def flush(self, now: float) -> None:
+    def flush(self, now: float) -> int:
         """Send what aioquic has to send, settle send accounting and re-arm the timer."""
         quic = self.quic
-        for data, address in quic.datagrams_to_send(now):
+        datagrams = quic.datagrams_to_send(now)
+        for data, address in datagrams:
             self.owner.send_datagram(data, address)
         if self._responses:
             streams = quic._streams
@@ -161,6 +162,7 @@ class PeerConnection:
             self._begin_closing(quic._close_event)
         if self._timer_scope is not None:
             self._timer_scope.deadline = self._next_deadline()
+        return len(datagrams)
 
     def close(self, code: CloseCode, reason: str, now: float) -> None:
         if not self.closing:

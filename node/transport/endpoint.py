@@ -207,7 +207,7 @@ class Endpoint:
                 self._guarded(connection, now, connection.handle_events)
                 self.flush_soon(connection)
 
-    def _guarded(self, connection: PeerConnection, now: float, call: Callable[..., None], *args: object) -> None:
+    def _guarded(self, connection: PeerConnection, now: float, call: Callable[..., object], *args: object) -> None:
         try:
             call(*args)
         except Exception:  # aioquic raised on input it should have rejected: lose that connection only
@@ -230,11 +230,31 @@ class Endpoint:
                 or self._inbound >= self.limits.max_inbound_connections
             ):
                 return
-            connection = self._new_connection(address, expected_node_id=None, original_cid=header.destination_cid)
-            self._inbound += 1
-            self._register_cid(header.destination_cid, connection)
+            self._accept(data, address, header.destination_cid, now)
+            return
         touched[connection] = None
         self._guarded(connection, now, connection.receive, data, address, now)
+
+    def _accept(self, data: bytes, address: Address, original_cid: bytes, now: float) -> None:
+        """Start a server connection, kept only if aioquic answers its first datagram.
+
+        A real client's Initial always draws a reply (our peers' ClientHello fits one datagram), so
+        forged Initials cost one parse and never hold a connection slot.
+        """
+        connection = self._new_connection(address, expected_node_id=None, original_cid=original_cid)
+        self._register_cid(original_cid, connection)
+        try:
+            connection.receive(data, address, now)
+            connection.handle_events()
+            answered = connection.flush(now) > 0
+        except Exception:
+            log.exception("dropping a QUIC connection after an unexpected error on its first datagram")
+            answered = False
+        if not answered:
+            self._forget(connection)
+            return
+        self._inbound += 1
+        self._start(connection)
 
     async def _flusher(self) -> None:
         """Send for every connection touched since the last pass, once.
@@ -284,8 +304,16 @@ class Endpoint:
         connection = PeerConnection(self, quic, address, self.limits, trio.current_time())
         self._cids[connection] = set()
         self._register_cid(quic.host_cid, connection)
-        self._nursery.start_soon(connection.drive)
         return connection
+
+    def _start(self, connection: PeerConnection) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(connection.drive)
+
+    def _forget(self, connection: PeerConnection) -> None:
+        for cid in self._cids.pop(connection, set()):
+            if self._by_cid.get(cid) is connection:
+                del self._by_cid[cid]
 
     def _register_cid(self, cid: bytes, connection: PeerConnection) -> None:
         self._by_cid[cid] = connection
@@ -315,6 +343,7 @@ class Endpoint:
         now = trio.current_time()
         try:
             connection = self._new_connection(address, expected_node_id=node_id)
+            self._start(connection)
             connection.quic.connect(address, now)
             connection.process(now)
             await connection.settled.wait()
@@ -383,9 +412,7 @@ class Endpoint:
             self._by_node.pop(connection.peer.node_id, None)
 
     def connection_terminated(self, connection: PeerConnection) -> None:
-        for cid in self._cids.pop(connection, set()):
-            if self._by_cid.get(cid) is connection:
-                del self._by_cid[cid]
+        self._forget(connection)
         if not connection.is_client:
             self._inbound -= 1
 

@@ -112,3 +112,12 @@ def raw_client(address, identity=None, check=None):
         )
     configuration = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], verify_mode=ssl.CERT_NONE)
     return RawClient(QuicConnection(configuration=configuration), address)
+
+
+async def wait_until(predicate, seconds=10.0, step=0.02):
+    """Poll `predicate` until it holds, failing after `seconds`."""
+    with trio.fail_after(seconds):
+        while True:
+            if predicate():
+                return
+            await trio.sleep(step)

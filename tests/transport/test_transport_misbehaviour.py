@@ -13,7 +13,7 @@ from node.transport import PeerRefused, PinnedKeys
 from node.transport.connection import CloseCode
 from node.transport.framing import MAX_FRAME, Kind, encode_frame
 
-from .conftest import endpoint, pinned, raw_client, running, self_signed
+from .conftest import endpoint, pinned, raw_client, running, self_signed, wait_until
 
 BAD_STREAMS = {
     "oversized": struct.pack(">I", MAX_FRAME + 1) + b"x" * 100,
@@ -118,3 +118,44 @@ async def test_requests_to_a_penalised_peer_are_refused_locally(keys):
         a.penalise(keys[1].fingerprint, 30, "spam")
         with pytest.raises(PeerRefused, match="spam"):
             await a.request(keys[1].fingerprint, ("127.0.0.1", 9), b"x")
+
+
+def forged_initial(rng):
+    data = bytearray(rng.randbytes(1300))
+    data[0] = 0xC3
+    data[1:5] = b"\x00\x00\x00\x01"
+    data[5] = 8  # destination connection id length
+    data[14] = 8  # source connection id length
+    data[23] = 0  # no token
+    data[24:26] = b"\x44\x00"  # payload length 1024
+    return bytes(data)
+
+
+async def test_forged_initials_hold_no_connection_slot(keys):
+    from node.transport import Limits
+
+    server = endpoint(self_signed(keys[1]), pinned(keys[0]), limits=Limits(max_inbound_connections=1))
+    client = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    rng = random.Random(99)
+    async with running(server, client) as (address, _):
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        for _ in range(50):
+            await sock.sendto(forged_initial(rng), address)
+        sock.close()
+        assert await client.request(keys[1].fingerprint, address, b"hi")
+        assert server._inbound == 1
+
+
+async def test_half_open_handshake_times_out(keys):
+    from node.transport import Limits
+
+    server = endpoint(self_signed(keys[1]), pinned(keys[0]), limits=Limits(handshake_timeout=0.3))
+    async with running(server) as (address,):
+        silent = raw_client(address)
+        await silent.sock.bind(("127.0.0.1", 0))
+        silent.quic.connect(address, trio.current_time())
+        await silent.flush()  # one Initial, then silence
+        await wait_until(lambda: server._inbound == 1)
+        await wait_until(lambda: server._inbound == 0)  # the server gave up on the handshake
+        assert server._by_cid == {}
+        silent.close()
