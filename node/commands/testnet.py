@@ -7,7 +7,9 @@ manifest (`DIR/testnet.json`) lists everything for scripts and simulations.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -15,9 +17,15 @@ import click
 
 from node.config import PARSERS
 from node.engine.genesis import Genesis, Member
+from node.engine.identity import ca_certificate_path, issued_certificate_path
 from node.errors import ConfigError
 from node.runtime.cli_support import OneLineCommand
 from node.runtime.home import Home, init_home
+from node.trust import OriginCA, certificate_pem, make_csr
+
+# Offline issuance for a local test network: long enough that a testnet outlives a working day.
+# Running origins renew short-lived certificates through their CA service instead.
+TESTNET_CERT_LIFETIME = dt.timedelta(days=30)
 
 DEFAULT_ORIGINS = ("alpha.example", "beta.example", "gamma.example", "delta.example", "epsilon.example")
 
@@ -49,11 +57,22 @@ def make_testnet(out: Path, nodes: int, origins: list[str], host: str = "127.0.0
     manifest: dict[str, object] = {"host": host, "origins": []}
     for origin in origins:
         PARSERS["origin"](origin)
+        now = dt.datetime.now(dt.UTC)
+        ca = OriginCA.generate(origin, now)
+        ca_dir = out / origin / "ca"
+        ca_dir.mkdir(parents=True)
+        fd = os.open(ca_dir / "ca.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(ca.key_pem())
+        (ca_dir / "ca.crt").write_bytes(ca.certificate_pem())
         homes: list[tuple[Home, Member, str]] = []
         for i in range(nodes):
             home = Home(out / origin / f"node{i}")
             report = init_home(home, origin)
             key = home.load_key()
+            issued = ca.issue(make_csr(key, origin), now, lifetime=TESTNET_CERT_LIFETIME)
+            issued_certificate_path(home.root).write_bytes(certificate_pem(issued))
+            ca_certificate_path(home.root).write_bytes(ca.certificate_pem())
             listen = f"{host}:{free_port(socket.SOCK_DGRAM, host)}"
             api = f"{host}:{free_port(socket.SOCK_STREAM, host)}"
             homes.append((home, Member(report.node_id, key.public, listen), api))

@@ -1,0 +1,191 @@
+"""Gossip over QUIC: the Trio shell around the sans-IO `MemberCore`.
+
+One task runs gossip rounds at the times the core asks for (`get_timer`), syncing with one peer at
+a time; the transport's handler answers peers' sync requests and eager pushes.  Both call the core
+from the same Trio thread without awaiting in between, so the core needs no lock.  What the core
+produces (events to persist, blocks, peers to penalise) goes to the engine through `GossipSink`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+import trio
+
+from node.consensus.node_core import MemberCore, SyncOutcome
+from node.consensus.sync import EagerPush, SyncDecodeError, SyncRequest, SyncResponse, decode_message, encode_message
+from node.transport import PeerInfo, TransportError
+
+log = structlog.get_logger("gossip")
+
+PENALTY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    node_id: str
+    public_key: bytes
+    host: str
+    port: int
+
+
+class GossipSink(Protocol):
+    async def persist(self, outcome: SyncOutcome) -> None: ...
+
+    def blocks_ready(self) -> None: ...
+
+    def peer_heard(self, node_id: str) -> None: ...
+
+
+@dataclass
+class GossipStats:
+    syncs: int = 0
+    sync_errors: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    events_received: int = 0
+    penalties: int = 0
+    last_error: str = ""
+    by_peer_errors: dict[str, int] = field(default_factory=dict)
+
+
+class Requester(Protocol):
+    async def request(self, node_id: str, address: tuple[str, int], payload: bytes) -> bytes: ...
+
+    def penalise(self, node_id: str, seconds: float, reason: str) -> None: ...
+
+
+class GossipService:
+    name = "gossip"
+    kind = "async"
+
+    def __init__(
+        self,
+        core: MemberCore,
+        transport: Requester,
+        peers: list[PeerAddress],
+        sink: GossipSink,
+        *,
+        rng: random.Random | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.core = core
+        self.transport = transport
+        self.by_key = {p.public_key: p for p in peers}
+        self.by_id = {p.node_id: p for p in peers}
+        self.sink = sink
+        self.rng = rng if rng is not None else random.Random()
+        self.clock_ns = clock_ns
+        self.stats = GossipStats()
+        self._wake = trio.Event()
+
+    # -- the transport's handler ----------------------------------------------------------------
+
+    async def handle(self, peer: PeerInfo, payload: bytes) -> bytes:
+        self.stats.bytes_received += len(payload)
+        address = self.by_id.get(peer.node_id)
+        if address is None:  # authenticated, but not a member of our consensus group
+            raise SyncDecodeError(f"node {peer.node_id} is not a member of this origin")
+        try:
+            message = decode_message(payload, limit=self.core.sync_limit)
+        except SyncDecodeError as exc:
+            self._penalise(peer.node_id, f"malformed gossip: {exc}")
+            raise
+        self.sink.peer_heard(peer.node_id)
+        if isinstance(message, SyncRequest):
+            reply = encode_message(self.core.handle_sync_request(message))
+            self.stats.bytes_sent += len(reply)
+            return reply
+        if isinstance(message, EagerPush):
+            outcome = self.core.handle_eager_push(address.public_key, message, self.clock_ns())
+            await self._after(address, outcome)
+            return b""
+        self._penalise(peer.node_id, f"unexpected gossip message {type(message).__name__}")
+        raise SyncDecodeError(f"unexpected {type(message).__name__}")
+
+    # -- our gossip rounds ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New payload to carry: run a gossip round now rather than at the idle pace."""
+        self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            delay = (self.core.get_timer() - self.clock_ns()) / 1e9
+            if delay > 0:
+                with trio.move_on_after(delay):
+                    await self._wake.wait()
+            self._wake = trio.Event()
+            step = self.core.handle_timer(self.clock_ns(), self.rng)
+            if step is None:
+                self.sink.blocks_ready()
+                await trio.lowlevel.checkpoint()
+                continue
+            peer_key, request = step
+            address = self.by_key.get(peer_key)
+            if address is not None:
+                await self._sync(address, request)
+
+    async def _sync(self, address: PeerAddress, request: SyncRequest) -> None:
+        payload = encode_message(request)
+        try:
+            reply = await self.transport.request(address.node_id, (address.host, address.port), payload)
+            message = decode_message(reply, limit=self.core.sync_limit)
+        except TransportError as exc:
+            self._error(address.node_id, f"sync with {address.node_id} failed: {exc}")
+            return
+        except SyncDecodeError as exc:
+            self._penalise(address.node_id, f"malformed sync response: {exc}")
+            return
+        if not isinstance(message, SyncResponse):
+            self._penalise(address.node_id, f"answered a sync with {type(message).__name__}")
+            return
+        self.stats.syncs += 1
+        self.stats.bytes_sent += len(payload)
+        self.stats.bytes_received += len(reply)
+        self.sink.peer_heard(address.node_id)
+        outcome = self.core.handle_sync_response(address.public_key, message, self.clock_ns())
+        await self._after(address, outcome)
+        if outcome.more:
+            self._wake.set()
+
+    async def _after(self, address: PeerAddress, outcome: SyncOutcome) -> None:
+        self.stats.events_received += len(outcome.inserted)
+        if outcome.penalise:
+            reasons = {exc.reason.name for _, exc in outcome.rejected}
+            self._penalise(address.node_id, f"sent invalid events ({', '.join(sorted(reasons))})")
+        await self.sink.persist(outcome)  # our own new event is on disk before anyone sees it
+        if outcome.new_blocks:
+            self.sink.blocks_ready()
+        if outcome.push is not None and not outcome.penalise:
+            payload = encode_message(outcome.push)
+            try:
+                await self.transport.request(address.node_id, (address.host, address.port), payload)
+                self.stats.bytes_sent += len(payload)
+            except TransportError as exc:
+                self._error(address.node_id, f"push to {address.node_id} failed: {exc}")
+
+    def _error(self, node_id: str, message: str) -> None:
+        self.stats.sync_errors += 1
+        self.stats.by_peer_errors[node_id] = self.stats.by_peer_errors.get(node_id, 0) + 1
+        if self.stats.last_error != message:
+            log.debug("gossip error", error=message)
+        self.stats.last_error = message
+
+    def _penalise(self, node_id: str, reason: str) -> None:
+        self.stats.penalties += 1
+        log.warning("peer penalised", peer=node_id, reason=reason, seconds=PENALTY_SECONDS)
+        self.transport.penalise(node_id, PENALTY_SECONDS, reason)
+
+    def describe(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "syncs": s.syncs, "sync_errors": s.sync_errors, "bytes_sent": s.bytes_sent,
+            "bytes_received": s.bytes_received, "events_received": s.events_received, "penalties": s.penalties,
+        }

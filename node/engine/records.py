@@ -1,0 +1,60 @@
+"""How the engine stores consensus objects in the chain store, and how it reloads them."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from node import codec
+from node.consensus.blocks import Block
+from node.consensus.event import Event, InternalTransaction, PeerChange
+from node.errors import InvalidInput
+
+
+class RecordError(InvalidInput):
+    """A stored record that does not decode (a damaged or foreign store)."""
+
+
+def encode_block(block: Block) -> bytes:
+    return codec.pack(block.body())
+
+
+def decode_block(data: bytes) -> Block:
+    try:
+        body: Any = codec.unpack(data)
+        index, round_received, timestamp, txs, itxs, peers_hash, state_hash = body
+        return Block(
+            index, round_received, timestamp, tuple(txs),
+            tuple(InternalTransaction(PeerChange(k), p, s) for k, p, s in itxs), peers_hash, state_hash,
+        )
+    except (ValueError, TypeError, codec.DecodeError) as exc:
+        raise RecordError(f"stored block does not decode: {exc}") from exc
+
+
+def topological(events: Iterable[Event]) -> list[Event]:
+    """Order stored events so every parent comes before its children.
+
+    Per creator, events are taken in index order; a creator's next event waits until its
+    other-parent is placed.  Events whose parents never appear are left out (they were pruned
+    history or a damaged store) and insertion would reject them anyway.
+    """
+    chains: dict[bytes, deque[Event]] = {}
+    for event in sorted(events, key=lambda e: (e.creator, e.index)):
+        chains.setdefault(event.creator, deque()).append(event)
+    placed: set[bytes] = set()
+    out: list[Event] = []
+    progress = True
+    while progress:
+        progress = False
+        for chain in chains.values():
+            while chain:
+                event = chain[0]
+                parents = [p for p in (event.self_parent, event.other_parent) if p is not None]
+                if not all(p in placed for p in parents):
+                    break
+                chain.popleft()
+                placed.add(event.hash)
+                out.append(event)
+                progress = True
+    return out

@@ -1,0 +1,246 @@
+"""The consensus engine: a runtime service that runs one member of its origin's hashgraph.
+
+It opens the chain store, rebuilds the in-memory graph from the stored events (so a restart
+resumes where the node stopped, and blocks already applied are skipped), brings up the QUIC
+endpoint with the identity the home holds, gossips, applies decided blocks in order, signs them,
+and drives the phase machine: `ca-issued` when the home holds a CA-issued certificate, then
+`consensus` once it hears from a supermajority of its origin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from node.config import split_host_port
+from node.consensus.blocks import Block
+from node.consensus.event import Event
+from node.consensus.hashgraph import Hashgraph
+from node.consensus.node_core import MemberCore, SyncOutcome, TransactionRefused
+from node.consensus.peers import PeerSchedule, PeerSet
+from node.consensus.policy import SelfEventPolicy
+from node.engine.apply import AppliedBlock, BlockApplier
+from node.engine.genesis import Genesis, Member, load_genesis
+from node.engine.gossip import GossipService, PeerAddress
+from node.engine.identity import HomeIdentity, load_identity
+from node.engine.records import topological
+from node.errors import ConfigError
+from node.runtime.phases import Phase, Trigger
+from node.runtime.service import NodeContext
+from node.storage.chain import ChainStore
+from node.transport import Endpoint
+
+log = structlog.get_logger("consensus")
+
+KEEP_ROUNDS = 50  # processed rounds kept in memory; older ones live only in the store
+HEARD_WINDOW_S = 15.0  # a peer counts as connected if we exchanged gossip this recently
+BUSY_HEARTBEAT_NS = 10_000_000
+IDLE_HEARTBEAT_NS = 1_000_000_000
+
+
+def genesis_for(ctx: NodeContext) -> Genesis:
+    path = ctx.home.config_file.parent / "genesis.json"
+    genesis = load_genesis(path)
+    origin = ctx.settings.origin
+    if genesis is None:
+        if ctx.settings.peers:
+            raise ConfigError(f"{path} is missing: peers are configured but not the origin's genesis members")
+        # A lone node is an origin of one: it decides by itself.
+        host_port = ctx.settings.listen
+        genesis = Genesis(origin or "", (Member(ctx.key.fingerprint, ctx.key.public, host_port),))
+    if origin is not None and genesis.origin != origin:
+        raise ConfigError(f"{path} is the genesis of {genesis.origin}, not of {origin}")
+    if genesis.member(ctx.key.fingerprint) is None:
+        raise ConfigError(f"this node ({ctx.key.fingerprint}) is not a member in {path}")
+    return genesis
+
+
+def peer_addresses(genesis: Genesis, own_id: str, overrides: tuple[str, ...]) -> list[PeerAddress]:
+    """Genesis members other than us; `--peer ID@H:P` entries override a member's address."""
+    override = {}
+    for spec in overrides:
+        node_id, _, address = spec.partition("@")
+        override[node_id] = address
+    out = []
+    for m in genesis.members:
+        if m.node_id == own_id:
+            continue
+        host, port = split_host_port(override.get(m.node_id, m.address))
+        out.append(PeerAddress(m.node_id, m.public_key, host, port))
+    return out
+
+
+class ConsensusEngine:
+    name = "consensus"
+    kind = "async"
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.genesis = genesis_for(ctx)
+        self.origin = self.genesis.origin
+        self.peers = peer_addresses(self.genesis, ctx.key.fingerprint, ctx.settings.peers)
+        self.peer_set = PeerSet.of(self.genesis.public_keys)
+        self.graph = Hashgraph(PeerSchedule(self.peer_set), keep_rounds=KEEP_ROUNDS)
+        self.core = MemberCore(ctx.key, self.graph, SelfEventPolicy(BUSY_HEARTBEAT_NS, IDLE_HEARTBEAT_NS))
+        self.chain: ChainStore | None = None
+        self.applier: BlockApplier | None = None
+        self.endpoint: Endpoint | None = None
+        self.gossip: GossipService | None = None
+        self.identity: HomeIdentity | None = None
+        self.heard: dict[str, float] = {}
+        self.blocks_applied = 0
+        self.last_block: Block | None = None
+        self.restored_events = 0
+        self.block_listeners: list[Any] = []  # callables(AppliedBlock), e.g. the API's receipts
+        self._blocks_ready = trio.Event()
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def _restore(self, chain: ChainStore) -> int:
+        events = []
+        for _, wire in chain.all_events():
+            events.append(Event.from_wire(wire))
+        count = 0
+        for event in topological(events):
+            self.graph.insert(event)
+            count += 1
+        self.core.head = self.graph.last_event_of(self.ctx.key.public)
+        return count
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        data_dir: Path = self.ctx.home.data / "chain"
+        chain = await trio.to_thread.run_sync(ChainStore.open, data_dir)
+        self.chain = chain
+        try:
+            self.restored_events = await trio.to_thread.run_sync(self._restore, chain)
+            self.core.run_consensus()  # queue blocks of the restored graph; applied ones are skipped
+            self.applier = BlockApplier(chain, self.origin)
+            members = frozenset(m.node_id for m in self.genesis.members)
+            self.identity = load_identity(
+                self.ctx.home.root, self.ctx.key, self.origin, members, dt.datetime.now(dt.UTC)
+            )
+            if self.identity.ca_issued and self.ctx.phases.can_fire(Trigger.CA_ISSUED):
+                self.ctx.phases.fire(Trigger.CA_ISSUED)
+            self.endpoint = Endpoint(
+                bind=split_host_port(self.ctx.settings.listen),
+                identity=self.identity.identity,
+                authenticator=self.identity.authenticator,
+                handler=self._handle,
+            )
+            self.gossip = GossipService(self.core, self.endpoint, self.peers, self)
+            async with trio.open_nursery() as nursery:
+                address = await nursery.start(self.endpoint.run)
+                log.info(
+                    "consensus engine up", listen=f"{address[0]}:{address[1]}", origin=self.origin,
+                    members=len(self.genesis.members), restored_events=self.restored_events,
+                    last_block=self.applier.last_index(), ca_issued=self.identity.ca_issued,
+                )
+                nursery.start_soon(self._apply_loop)
+                await nursery.start(self.gossip.run)
+                nursery.start_soon(self._phase_loop)
+                self.ctx.extras["engine"] = self
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(chain.close)
+
+    async def _handle(self, peer: Any, payload: bytes) -> bytes:
+        assert self.gossip is not None
+        return await self.gossip.handle(peer, payload)
+
+    # -- what the application does with the engine ------------------------------------------------
+
+    def submit(self, transaction: bytes) -> None:
+        """Queue a transaction for our next event; TransactionRefused when it cannot be carried."""
+        self.core.submit_transaction(transaction)
+        if self.gossip is not None:
+            self.gossip.wake()
+
+    # -- GossipSink ---------------------------------------------------------------------------------
+
+    async def persist(self, outcome: SyncOutcome) -> None:
+        rows = []
+        for h in outcome.inserted:
+            event = self.graph.event(h)
+            rows.append((h, event.creator, event.index, event.to_wire()))
+        if outcome.created is not None:
+            e = outcome.created
+            rows.append((e.hash, e.creator, e.index, e.to_wire()))
+        if rows and self.chain is not None:
+            chain = self.chain
+            await trio.to_thread.run_sync(chain.put_events, rows)
+
+    def blocks_ready(self) -> None:
+        self._blocks_ready.set()
+
+    def peer_heard(self, node_id: str) -> None:
+        self.heard[node_id] = time.monotonic()
+
+    # -- applying blocks ----------------------------------------------------------------------------
+
+    async def _persist_own_head(self) -> None:
+        head = self.core.head
+        if head is not None and self.chain is not None:
+            chain = self.chain
+            await trio.to_thread.run_sync(chain.put_events, [(head.hash, head.creator, head.index, head.to_wire())])
+
+    async def _apply_loop(self) -> None:
+        assert self.applier is not None
+        applier = self.applier
+        while True:
+            await self._blocks_ready.wait()
+            self._blocks_ready = trio.Event()
+            await self._persist_own_head()  # a lone member creates events outside gossip
+            for block in self.core.next_blocks():
+                applied = await trio.to_thread.run_sync(applier.apply, block)
+                if applied is None:
+                    continue
+                self._on_applied(applied)
+
+    def _on_applied(self, applied: AppliedBlock) -> None:
+        block = applied.block
+        peers = self.graph.peers.at(block.round_received)
+        self.graph.signatures.register_block(block, peers)
+        signature = block.sign(self.ctx.key)
+        self.graph.signatures.add(signature)
+        self.core.add_block_signature(signature)
+        self.blocks_applied += 1
+        self.last_block = block
+        log.debug("block applied", index=block.index, txs=len(block.transactions), state=block.state_hash.hex()[:16])
+        for listener in list(self.block_listeners):
+            listener(applied)
+
+    # -- phases ---------------------------------------------------------------------------------------
+
+    def connected_peers(self) -> list[str]:
+        horizon = time.monotonic() - HEARD_WINDOW_S
+        return sorted(node_id for node_id, at in self.heard.items() if at >= horizon)
+
+    async def _phase_loop(self) -> None:
+        phases = self.ctx.phases
+        while True:
+            if phases.phase is Phase.CA_ISSUED and len(self.connected_peers()) + 1 >= self.peer_set.supermajority:
+                phases.fire(Trigger.CONSENSUS_JOINED)
+                log.info("consensus joined", peers=len(self.connected_peers()))
+            await trio.sleep(0.5)
+
+    def describe(self) -> dict[str, Any]:
+        last = self.last_block
+        return {
+            "origin": self.origin,
+            "members": len(self.genesis.members),
+            "connected_peers": self.connected_peers(),
+            "last_block": None if last is None else last.index,
+            "last_state_hash": None if last is None else last.state_hash.hex(),
+            "last_round": self.graph.last_round,
+            "events": self.graph.event_count(),
+            "gossip": self.gossip.describe() if self.gossip else {},
+        }
+
+
+__all__ = ["ConsensusEngine", "TransactionRefused"]
