@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import ge
 from typing import NamedTuple
 
 from node.consensus import fame, order
@@ -252,21 +253,34 @@ class Hashgraph:
         if info is None:
             return pr
         _, cols, sm = self.peer_info(pr)
-        strongly_see = self.anc.strongly_see
         mask = 0
-        if not self.anc.forkers:  # without forks strongly-seeing is inherited from parents
-            for p in (sp, op):
-                if p is not None and p.ss_round == pr:
-                    mask |= p.ss_mask
+        no_forks = not self.anc.forkers
+        if no_forks:  # without forks strongly-seeing is inherited from parents
+            if sp is not None and sp.ss_round == pr:
+                mask = sp.ss_mask
+            if op is not None and op.ss_round == pr:
+                mask |= op.ss_mask
         count = mask.bit_count()
         rec.ss_round = pr
         if count < sm:
-            for i, w in enumerate(info.witnesses):
-                if not (mask >> i) & 1 and strongly_see(rec, w, cols, sm):
+            la = rec.la
+            if no_forks and len(cols) == len(la):
+                # The hot path, inlined: see w, then count members in C.
+                for i, w in enumerate(info.witnesses):
+                    if (mask >> i) & 1 or la[w.col] < w.index or sum(map(ge, la, w.fd)) < sm:
+                        continue
                     mask |= 1 << i
                     count += 1
                     if count >= sm:
                         break
+            else:
+                strongly_see = self.anc.strongly_see
+                for i, w in enumerate(info.witnesses):
+                    if not (mask >> i) & 1 and strongly_see(rec, w, cols, sm):
+                        mask |= 1 << i
+                        count += 1
+                        if count >= sm:
+                            break
         rec.ss_mask = mask
         return pr + 1 if count >= sm else pr
 
