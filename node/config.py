@@ -37,6 +37,7 @@ class Settings:
     namespace: str = ""  # Redis key prefix so several nodes can share one Redis
     heartbeat_interval: float = 1.0
     wait_for_truth: bool = False  # the truth becomes a blocking startup component
+    plugins: str = "all"  # which layers' node/<pkg>/plugin.py to load: "all", "none" or "engine,api"
 
     @property
     def config_file(self) -> Path:
@@ -157,6 +158,14 @@ def _bool(value: object) -> bool:
     raise ConfigError(f"{value!r} is not a boolean")
 
 
+def _plugins(value: object) -> str:
+    text = ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+    text = text.replace(" ", "")
+    if text not in ("all", "none") and not all(re.fullmatch(r"[a-z_][a-z0-9_]*", p) for p in text.split(",")):
+        raise ConfigError(f"plugins {text!r} must be all, none or a comma-separated list of package names")
+    return text
+
+
 PARSERS: dict[str, Callable[[object], Any]] = {
     "origin": _origin,
     "listen": _address,
@@ -168,6 +177,7 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "namespace": _namespace,
     "heartbeat_interval": _positive,
     "wait_for_truth": _bool,
+    "plugins": _plugins,
 }
 
 

@@ -86,7 +86,7 @@ class Daemon:
         self.home = Home(settings.home)
         self.registry = registry if registry is not None else builtin_registry()
         if registry is None:
-            load_plugins(self.registry)
+            load_plugins(self.registry, settings.plugins)
 
     def run(self) -> int:
         """Blocking entry point for `node start`; returns the exit code."""
@@ -184,7 +184,7 @@ def run_daemon(settings: Settings, hook: Callable[[ServiceRegistry], None] | Non
     registry = None
     if hook is not None:
         registry = builtin_registry()
-        load_plugins(registry)
+        load_plugins(registry, settings.plugins)
         hook(registry)
     try:
         return Daemon(settings, registry).run()

@@ -130,8 +130,11 @@ class RedisService:
                 task_status.started()
                 delay = 0.1
                 while True:
+                    spawned_at = trio.current_time()
                     code = await wait_exit(proc)
                     log.warning("embedded redis exited; restarting it", code=code)
+                    if trio.current_time() - spawned_at > 10:
+                        delay = 0.1  # it had been running fine: no backoff
                     await trio.sleep(delay)
                     delay = min(delay * 2, 2.0)
                     proc = spawn_redis(socket, self.home.run)

@@ -97,13 +97,18 @@ class ServiceRegistry:
         return [(r.name, r.kind) for r in self._items.values()]
 
 
-def load_plugins(registry: ServiceRegistry) -> list[str]:
-    """Import every `node.<package>.plugin` that exists and call its `register(registry)`."""
+def load_plugins(registry: ServiceRegistry, which: str = "all") -> list[str]:
+    """Import every `node.<package>.plugin` that exists and call its `register(registry)`.
+
+    `which` is the `plugins` setting: "all", "none", or a comma-separated list of package names."""
+    if which == "none":
+        return []
+    wanted = None if which == "all" else set(which.split(","))
     import node
 
     loaded = []
     for info in sorted(pkgutil.iter_modules(node.__path__), key=lambda m: m.name):
-        if not info.ispkg or info.name in ("runtime", "commands"):
+        if not info.ispkg or info.name in ("runtime", "commands") or (wanted is not None and info.name not in wanted):
             continue
         folder = getattr(info.module_finder, "path", None)
         if folder is None or not (Path(folder) / info.name / "plugin.py").exists():

@@ -44,8 +44,10 @@ def process_alive(pid: int) -> bool:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The current environment without NODE_* variables (so a developer's settings do not leak in)."""
+    """The current environment without NODE_* variables (so a developer's settings do not leak in),
+    and without other layers' plugins unless `NODE_PLUGINS` is passed: runtime tests test the runtime."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NODE_")}
+    env["NODE_PLUGINS"] = "none"
     env.update(extra)
     return env
 

@@ -69,7 +69,9 @@ def test_layer_registers_services_and_drives_phases(tmp_path: Path) -> None:
         registry.add("driver", "async", PhaseDriver)
         registry.add("fed", "federated", lambda ctx: Federated(ctx, seen))
 
-    settings = Settings(home=home.root, origin="alpha.example", heartbeat_interval=0.2, log_format="plain")
+    settings = Settings(
+        home=home.root, origin="alpha.example", heartbeat_interval=0.2, log_format="plain", plugins="none"
+    )
     assert run_daemon(settings, hook) == 0
     assert seen["phase_at_start"] == "consensus"
     assert seen["status"]["node"] == node_id and seen["status"]["status"] == "ready"

@@ -178,3 +178,15 @@ def test_status_follows_services_and_phases() -> None:
     assert status.snapshot()["status"] == "stopping"
     line = render(status).plain
     assert "phase ca-issued" in line and "redis:ready" in line
+
+
+def test_plugin_selection() -> None:
+    from node.runtime.service import ServiceRegistry, load_plugins
+
+    registry = ServiceRegistry()
+    assert load_plugins(registry, "none") == [] and load_plugins(registry, "no_such_layer") == []
+    assert len(registry) == 0
+    with pytest.raises(ConfigError):
+        load_settings(flags={"home": Path("/tmp"), "plugins": "Bad Name"}, env={})
+    with pytest.raises(PhaseError):
+        registry.add("x", "sometimes", lambda ctx: None)  # type: ignore[arg-type,return-value]
