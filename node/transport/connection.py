@@ -16,6 +16,7 @@ in flight per connection are capped, and a peer that makes us buffer more than
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -37,6 +38,7 @@ from node.transport.framing import MAX_FRAME, Frame, FrameReader, Kind
 from node.transport.mtls import MutualTlsConnection, PeerInfo
 
 Address = tuple[str, int]
+log = logging.getLogger(__name__)
 _CRYPTO_ERROR = 0x100  # QUIC carries TLS alerts as CRYPTO_ERROR + alert (RFC 9001 section 4.8)
 
 
@@ -179,11 +181,23 @@ class PeerConnection:
             if self._terminated.is_set():
                 break
             now = trio.current_time()
-            timer = self.quic.get_timer()
-            if timer is not None and now >= timer:
-                self.quic.handle_timer(now)
-            self._housekeeping(now)
-            self.process(now)
+            try:
+                timer = self.quic.get_timer()
+                if timer is not None and now >= timer:
+                    self.quic.handle_timer(now)
+                self._housekeeping(now)
+                self.process(now)
+            except Exception:  # an aioquic failure must cost this connection only, never the endpoint
+                log.exception("abandoning a QUIC connection after an unexpected error")
+                self.abandon("internal error")
+
+    def abandon(self, reason: str) -> None:
+        """Give the connection up without aioquic's help (it failed): fail waiters, forget it."""
+        if not self.closing:
+            self._begin_closing(events.ConnectionTerminated(int(CloseCode.PROTOCOL_VIOLATION), None, reason))
+        if not self._terminated.is_set():
+            self._terminated.set()
+            self.owner.connection_terminated(self)
 
     def _next_deadline(self) -> float:
         timer = self.quic.get_timer()
@@ -378,16 +392,23 @@ class PeerConnection:
             self.failure = ConnectionLost("peer stopped answering")
             self.close(CloseCode.UNRESPONSIVE, "no answer", now)
             return
-        self.quic.reset_stream(stream_id, int(CloseCode.NORMAL))
-        self.quic.stop_stream(stream_id, int(CloseCode.NORMAL))
-        self.process(now)
+        try:
+            self.quic.reset_stream(stream_id, int(CloseCode.NORMAL))
+            self.quic.stop_stream(stream_id, int(CloseCode.NORMAL))
+        except (ValueError, RuntimeError):  # the stream already ended on its own
+            pass
+        self.owner.flush_soon(self)
 
     async def respond(self, stream_id: int, frame: bytes) -> None:
         await self._reserve(len(frame))
         if self.closing:
             return
+        try:
+            self.quic.send_stream_data(stream_id, frame, end_stream=True)
+        except (ValueError, RuntimeError):  # the peer stopped or reset the stream meanwhile
+            self._refund(len(frame))
+            return
         self._responses[stream_id] = len(frame)
-        self.quic.send_stream_data(stream_id, frame, end_stream=True)
         self.owner.flush_soon(self)
 
     def served(self, charged: int) -> None:

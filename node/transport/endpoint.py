@@ -204,15 +204,15 @@ class Endpoint:
                 except OSError:
                     break
             for connection in touched:
-                self._guarded(connection, now, connection.handle_events)
+                self._guarded(connection, connection.handle_events)
                 self.flush_soon(connection)
 
-    def _guarded(self, connection: PeerConnection, now: float, call: Callable[..., object], *args: object) -> None:
+    def _guarded(self, connection: PeerConnection, call: Callable[..., object], *args: object) -> None:
         try:
             call(*args)
         except Exception:  # aioquic raised on input it should have rejected: lose that connection only
-            log.exception("closing a QUIC connection after an unexpected error")
-            connection.close(CloseCode.PROTOCOL_VIOLATION, "internal error", now)
+            log.exception("abandoning a QUIC connection after an unexpected error")
+            connection.abandon("internal error")
 
     def _datagram_received(
         self, data: bytes, address: Address, now: float, touched: dict[PeerConnection, None]
@@ -233,7 +233,7 @@ class Endpoint:
             self._accept(data, address, header.destination_cid, now)
             return
         touched[connection] = None
-        self._guarded(connection, now, connection.receive, data, address, now)
+        self._guarded(connection, connection.receive, data, address, now)
 
     def _accept(self, data: bytes, address: Address, original_cid: bytes, now: float) -> None:
         """Start a server connection, kept only if aioquic answers its first datagram.
@@ -271,7 +271,7 @@ class Endpoint:
             now = trio.current_time()
             for connection in dirty:
                 if connection in self._cids:
-                    self._guarded(connection, now, connection.flush, now)
+                    self._guarded(connection, connection.flush, now)
 
     def flush_soon(self, connection: PeerConnection) -> None:
         self._dirty[connection] = None

@@ -159,3 +159,39 @@ async def test_half_open_handshake_times_out(keys):
         await wait_until(lambda: server._inbound == 0)  # the server gave up on the handshake
         assert server._by_cid == {}
         silent.close()
+
+
+async def test_peer_stopping_or_resetting_streams_does_not_break_serving(keys):
+    called, release = trio.Event(), trio.Event()
+
+    async def handler(peer, request):
+        called.set()
+        await release.wait()
+        return b"late answer"
+
+    server = endpoint(self_signed(keys[1]), pinned(keys[0], keys[2]), handler=handler)
+    honest = endpoint(self_signed(keys[2]), pinned(keys[1]))
+    async with running(server, honest) as (address, _):
+        rude = raw_client(address, self_signed(keys[0]), checker(keys))
+        await rude.connect()
+        rude.quic.send_stream_data(0, encode_frame(Kind.REQUEST, b"q"), end_stream=True)
+        rude.quic.stop_stream(0, 0)  # "don't answer": the server's sender is reset
+        await rude.flush()
+        await called.wait()
+        connection = next(iter(server._by_node[keys[0].fingerprint]))
+        streams = connection.quic._streams
+        await wait_until(lambda: 0 in streams and streams[0].sender._reset_error_code is not None)
+        held = connection._inbound_bytes  # the request being served
+        # a partial request that the peer then resets frees what it held
+        rude.quic.send_stream_data(4, encode_frame(Kind.REQUEST, b"x" * 5000)[:3000])
+        await rude.flush()
+        await wait_until(lambda: connection._inbound_bytes >= held + 3000)
+        rude.quic.reset_stream(4, 0)
+        await rude.flush()
+        await wait_until(lambda: connection._inbound_bytes == held)
+        release.set()
+        honest_reply = await honest.request(keys[1].fingerprint, address, b"hi")
+        assert honest_reply == b"late answer"
+        await wait_until(lambda: connection._inbound_bytes == 0 and connection._serving == 0)
+        assert not connection.closing  # stopping and resetting streams is allowed, not misbehaviour
+        rude.close()
