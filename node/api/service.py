@@ -1,0 +1,83 @@
+"""The API as a runtime service: Starlette on hypercorn's Trio worker.
+
+`await nursery.start(ApiService(view, bind="127.0.0.1:0", home=home).run)` returns the base URL
+actually bound (port 0 picks a free port) and writes it to `HOME/run/api`, removed on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from node.api.app import build_app
+from node.api.errors import ApiUsageError
+from node.api.view import NodeView
+from node.runtime.home import Home
+
+DEFAULT_BIND = "127.0.0.1:7800"
+
+
+def check_bind(bind: str) -> str:
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ApiUsageError(f"API address {bind!r} is not HOST:PORT")
+    return bind
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class ApiService:
+    name = "api"
+    kind = "async"
+
+    def __init__(self, view: NodeView, bind: str = DEFAULT_BIND, home: Home | None = None) -> None:
+        self.view = view
+        self.bind = check_bind(bind)
+        self.home = home
+        self.url: str | None = None
+        self._stop = trio.Event()
+
+    def _config(self) -> Config:
+        config = Config()
+        config.bind = [self.bind]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("node.api")  # hypercorn logs through it; no stderr noise
+        config.graceful_timeout = 2.0
+        config.keep_alive_timeout = 30.0
+        config.websocket_ping_interval = 20.0
+        return config
+
+    def stop(self) -> None:
+        """Stop serving gracefully (finishing requests in flight)."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        app = build_app(self.view)
+        try:
+            async with trio.open_nursery() as nursery:
+                binds: list[str] = await nursery.start(
+                    partial(serve, app, self._config(), shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
+                )
+                self.url = binds[0]
+                if self.home is not None:
+                    _write_atomically(self.home.api_file, self.url + "\n")
+                task_status.started(self.url)
+        finally:
+            if self.home is not None and self.url is not None:
+                try:
+                    if self.home.api_file.read_text(encoding="utf-8").strip() == self.url:
+                        self.home.api_file.unlink()
+                except FileNotFoundError:
+                    pass
