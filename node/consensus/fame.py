@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from node.consensus.peers import supermajority
 from node.consensus.records import EventRecord
 
 if TYPE_CHECKING:
@@ -35,38 +34,46 @@ def strongly_seen_previous(graph: Hashgraph, y: EventRecord) -> list[EventRecord
     return cached
 
 
-def _vote_on(graph: Hashgraph, x: EventRecord) -> None:
+def _cast(graph: Hashgraph, y: EventRecord, x: EventRecord) -> None:
+    """Witness y's vote on the undecided witness x of an earlier round; it may decide x."""
     key = x.hash
+    votes = y.votes
+    if votes is None:
+        votes = y.votes = {}
+    elif key in votes:
+        return
+    d = y.round - x.round
+    if d == 1:
+        votes[key] = graph.anc.see(y, x)
+        return
+    voters = strongly_seen_previous(graph, y)
+    yays = 0
+    for w in voters:
+        if w.votes is not None and w.votes.get(key, False):
+            yays += 1
+    nays = len(voters) - yays
+    vote = yays >= nays
+    tally = yays if yays > nays else nays
+    sm_j = graph.peer_info(y.round)[2]
+    if d % COIN_PERIOD != 0:
+        if tally >= sm_j:
+            x.famous = vote
+            return
+    elif tally < sm_j:
+        vote = coin(y.hash)
+    votes[key] = vote
+
+
+def _vote_on(graph: Hashgraph, x: EventRecord) -> None:
+    """Every existing later witness votes on x, round by round, until x is decided."""
     for j in range(x.round + 1, graph.last_round + 1):
         info = graph.rounds.get(j)
         if info is None:
             return
-        d = j - x.round
-        sm_j = supermajority(len(graph.peer_info(j)[0]))
         for y in info.witnesses:
-            votes = y.votes
-            if votes is None:
-                votes = y.votes = {}
-            elif key in votes:
-                continue
-            if d == 1:
-                vote = graph.anc.see(y, x)
-            else:
-                voters = strongly_seen_previous(graph, y)
-                yays = 0
-                for w in voters:
-                    if w.votes is not None and w.votes.get(key, False):
-                        yays += 1
-                nays = len(voters) - yays
-                vote = yays >= nays
-                tally = max(yays, nays)
-                if d % COIN_PERIOD != 0:
-                    if tally >= sm_j:
-                        x.famous = vote
-                        return
-                elif tally < sm_j:
-                    vote = coin(y.hash)
-            votes[key] = vote
+            _cast(graph, y, x)
+            if x.famous is not None:
+                return
 
 
 def _close_round(graph: Hashgraph, rnd: int) -> bool:
@@ -93,16 +100,28 @@ def _close_round(graph: Hashgraph, rnd: int) -> bool:
 
 
 def decide_fame(graph: Hashgraph) -> bool:
-    """Vote on every undecided witness; True when some round became decided."""
+    """Let the witnesses inserted since the last call vote; True when some round became decided.
+
+    A vote depends only on the voter's ancestors, so votes already cast never change: each new
+    witness is voted on by the existing later witnesses (it may be late), then votes itself on
+    the undecided witnesses below it, whose voters' votes all exist by then.
+    """
+    pending, graph.pending_witnesses = graph.pending_witnesses, []
+    for x in pending:
+        if x.famous is None:
+            _vote_on(graph, x)
+    for y in pending:
+        for rnd in range(graph.first_undecided, y.round):
+            info = graph.rounds.get(rnd)
+            if info is None or info.decided:
+                continue
+            for x in info.witnesses:
+                if x.famous is None:
+                    _cast(graph, y, x)
     changed = False
-    for rnd in range(graph.first_undecided, graph.last_round - 1):  # deciding needs votes from rnd + 2
+    for rnd in range(graph.first_undecided, graph.last_round - 1):  # deciding r needs round r + 2
         info = graph.rounds.get(rnd)
-        if info is None or info.decided:
-            continue
-        for x in info.witnesses:
-            if x.famous is None:
-                _vote_on(graph, x)
-        if _close_round(graph, rnd):
+        if info is not None and _close_round(graph, rnd):
             changed = True
     while graph.round_decided(graph.first_undecided):
         graph.first_undecided += 1

@@ -27,6 +27,7 @@ from node.consensus.records import NO_DESCENDANT, EventRecord, RoundInfo
 from node.crypto import PrivateKey
 
 Hasher = Callable[[Event], bytes]
+PRUNE_EVERY_ROUNDS = 4
 
 
 def default_hasher(event: Event) -> bytes:
@@ -86,7 +87,7 @@ class Hashgraph:
         self.ordered_rounds: dict[int, tuple[bytes, ...]] = {}  # processed rounds still in memory
         self.fork_evidence: list[tuple[Event, Event]] = []
         self.fork_rejections: dict[bytes, int] = {}
-        self.new_witnesses = False
+        self.pending_witnesses: list[EventRecord] = []  # inserted since fame was last run
         self.pruned_below = 0  # rounds below this one were dropped from memory
         self.votes_cleared_upto = 0
         self._pcache: dict[int, tuple[PeerSet, list[int], int]] = {}
@@ -211,8 +212,7 @@ class Hashgraph:
             info.witnesses.append(rec)
             if info.decided:
                 rec.famous = False  # a late witness of a decided round is never famous
-            if rec.round >= self.first_undecided + 2:
-                self.new_witnesses = True  # only votes from two rounds up can decide anything
+            self.pending_witnesses.append(rec)
         self.undetermined[event_hash] = rec
         self.undetermined_by_round.setdefault(rec.round, {})[event_hash] = rec
         for sig in event.block_signatures:
@@ -288,14 +288,13 @@ class Hashgraph:
 
     def run_consensus(self) -> list[OrderedRound]:
         """Decide fame, rounds received and order; return the rounds processed by this call."""
-        if self.new_witnesses:
-            self.new_witnesses = False
+        if self.pending_witnesses:
             if fame.decide_fame(self):
                 order.decide_round_received(self)
         done = order.process_rounds(self)
         if done and self.keep_rounds is not None:
             cutoff = self.next_to_process - 1 - self.keep_rounds
-            if cutoff > self.pruned_below:
+            if cutoff >= self.pruned_below + PRUNE_EVERY_ROUNDS:  # in batches: each pass scans rounds
                 prune(self, cutoff)
         return done
 
