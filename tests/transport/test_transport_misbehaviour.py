@@ -71,12 +71,14 @@ async def test_unidirectional_stream_is_a_violation(keys):
 
 
 async def test_too_much_unfinished_request_data_is_a_violation(keys):
-    server = endpoint(self_signed(keys[1]), pinned(keys[0]))
+    from node.transport import Limits
+
+    server = endpoint(self_signed(keys[1]), pinned(keys[0]), limits=Limits(max_inbound_buffer=2 * MAX_FRAME))
     async with running(server) as (address,):
         bad = raw_client(address, self_signed(keys[0]), checker(keys))
         await bad.connect()
         chunk = struct.pack(">I", MAX_FRAME - 10) + b"x" * (MAX_FRAME - 100)
-        for _ in range(12):  # 12 streams of ~1 MiB, none finished: above max_inbound_buffer (8 MiB)
+        for _ in range(3):  # 3 streams of ~1 MiB, none finished: above max_inbound_buffer
             await bad.send(bad.quic.get_next_available_stream_id(), chunk, end_stream=False)
         closed = await bad.until(lambda e: isinstance(e, events.ConnectionTerminated), seconds=20)
         assert closed.error_code == CloseCode.PROTOCOL_VIOLATION
