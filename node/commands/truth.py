@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import redis
 
-from node.runtime.cli_support import OneLineCommand, OneLineGroup, redis_options, redis_url_for, settings_for
+from node.runtime.cli_support import OneLineCommand, OneLineGroup, redis_options, redis_target, settings_for
 from node.runtime.errors import HomeError, RedisUnavailable
 from node.runtime.home import Home
 from node.runtime.redis_bridge import make_client
@@ -37,19 +37,22 @@ def truth_load(file: str, home: str | None, redis_url: str | None, namespace: st
     truth = load_file(Path(file))
     loaded = settings_for({"home": home, "redis_url": redis_url, "namespace": namespace})
     node_home = Home(loaded.settings.home)
-    url = redis_url_for(loaded)
+    target = redis_target(loaded)
     store_home = node_home.key_file.exists() and (home is not None or redis_url is None)
-    if url is None and not store_home:
+    if target is None and not store_home:
         raise HomeError(f"nowhere to load the truth: {node_home.root} is not a node home and no --redis-url given")
-    if url is not None:
+    if target is not None:
+        url, namespace = target
         client = make_client(url)
         try:
-            write_truth(client, RedisKeys(loaded.settings.namespace), truth)
+            write_truth(client, RedisKeys(namespace), truth)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise RedisUnavailable(f"cannot reach redis at {url}: {exc}") from None
         finally:
             client.close()
-        click.echo(f"truth version {truth.version} written to redis {url}")
+        click.echo(
+            f"truth version {truth.version} written to redis {url}" + (f" (namespace {namespace})" if namespace else "")
+        )
     if store_home:
         tmp = node_home.truth_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(truth.doc, indent=2, sort_keys=True) + "\n")
@@ -62,11 +65,12 @@ def truth_load(file: str, home: str | None, redis_url: str | None, namespace: st
 def truth_show(home: str | None, redis_url: str | None, namespace: str | None) -> None:
     """Print the truth: from Redis when reachable, else the home's stored copy."""
     loaded = settings_for({"home": home, "redis_url": redis_url, "namespace": namespace})
-    url = redis_url_for(loaded)
-    if url is not None:
+    target = redis_target(loaded)
+    if target is not None:
+        url, namespace = target
         client = make_client(url)
         try:
-            truth = read_truth(client, RedisKeys(loaded.settings.namespace))
+            truth = read_truth(client, RedisKeys(namespace))
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise RedisUnavailable(f"cannot reach redis at {url}: {exc}") from None
         finally:

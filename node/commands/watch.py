@@ -11,7 +11,7 @@ import os
 import click
 import trio
 
-from node.runtime.cli_support import OneLineCommand, redis_options, require_redis_url, settings_for
+from node.runtime.cli_support import OneLineCommand, redis_options, require_redis_target, settings_for
 from node.runtime.logs import configure_logging
 from node.runtime.phases import PhaseMachine
 from node.runtime.redis_bridge import RedisBridge
@@ -67,9 +67,9 @@ def _command(which: str) -> click.Command:
                 "log_level": log_level,
             }
         )
-        url = require_redis_url(loaded)
+        url, namespace = require_redis_target(loaded)
         configure_logging(loaded.settings.log_format, loaded.settings.log_level)
-        trio.run(_run_watcher, which, url, loaded.settings.namespace, loaded.settings.heartbeat_interval)
+        trio.run(_run_watcher, which, url, namespace, loaded.settings.heartbeat_interval)
 
     command.help = (
         "Watch the heartbeat channels named in the truth; publish heartbeat_miss/heartbeat_ok on healer:alerts."

@@ -71,15 +71,21 @@ def settings_for(flags: dict[str, Any]) -> LoadedSettings:
     return load_settings(flags=flags, truth_settings=truth_settings)
 
 
-def redis_url_for(loaded: LoadedSettings) -> str | None:
-    """The Redis to talk to: the configured one, else the embedded Redis of a node running on the home."""
-    if loaded.settings.redis_url is not None:
-        return loaded.settings.redis_url
-    return Home(loaded.settings.home).running_redis_url()
+def redis_target(loaded: LoadedSettings) -> tuple[str, str] | None:
+    """(URL, namespace) to talk to: the configured Redis, else the one of a node running on the home
+    (with that node's namespace unless one was given)."""
+    settings = loaded.settings
+    if settings.redis_url is not None:
+        return settings.redis_url, settings.namespace
+    running = Home(settings.home).running_redis()
+    if running is None:
+        return None
+    url, namespace = running
+    return url, (settings.namespace if loaded.sources.get("namespace", "default") != "default" else namespace)
 
 
-def require_redis_url(loaded: LoadedSettings) -> str:
-    url = redis_url_for(loaded)
-    if url is None:
+def require_redis_target(loaded: LoadedSettings) -> tuple[str, str]:
+    target = redis_target(loaded)
+    if target is None:
         raise HomeError(f"no Redis: no node is running on {loaded.settings.home}; give --redis-url or start the node")
-    return url
+    return target

@@ -115,6 +115,7 @@ class RedisService:
             async with trio.open_nursery() as nursery:
                 if not await self.bridge.wait_up(2.0):
                     log.warning("external redis not reachable yet; starting anyway", url=self.bridge.url)
+                self.home.write_redis_url(self.bridge.url, self.bridge.keys.namespace)
                 await nursery.start(self.bridge.run)
                 task_status.started()
             return
@@ -123,7 +124,7 @@ class RedisService:
         try:
             if not await self.bridge.wait_up(self.connect_timeout):
                 raise StartupFailed(f"embedded redis did not answer on {socket} (see {self.home.run / 'redis.log'})")
-            self.home.redis_url_file.write_text(self.bridge.url + "\n")
+            self.home.write_redis_url(self.bridge.url, self.bridge.keys.namespace)
             log.info("embedded redis ready", socket=str(socket), pid=proc.pid)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.bridge.run)

@@ -62,8 +62,15 @@ class Home:
 
     @property
     def redis_url_file(self) -> Path:
-        """Written while the embedded Redis runs: tools (`node truth load`, `node healer`) read it."""
+        """The running node's Redis URL (embedded or external, mode 0600): tools (`node truth load`,
+        `node healer`) find the node's Redis through it.  Written once that Redis answers."""
         return self.run / "redis.url"
+
+    def write_redis_url(self, url: str, namespace: str) -> None:
+        """Line 1: the URL; line 2: the key namespace the node uses."""
+        fd = os.open(self.redis_url_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{url}\n{namespace}\n")
 
     @property
     def redis_socket(self) -> Path:
@@ -79,14 +86,17 @@ class Home:
             raise HomeError(f"no node key at {self.key_file}; run `node init --origin O --home {self.root}` first")
         return read_private_key(self.key_file)
 
-    def running_redis_url(self) -> str | None:
-        """The embedded Redis of a node running on this home, if any."""
+    def running_redis(self) -> tuple[str, str] | None:
+        """(URL, namespace) of the Redis of a node running on this home, if any."""
         if not self.is_locked():
             return None
         try:
-            return self.redis_url_file.read_text().strip() or None
+            lines = self.redis_url_file.read_text().splitlines()
         except OSError:
             return None
+        if not lines or not lines[0].strip():
+            return None
+        return lines[0].strip(), (lines[1].strip() if len(lines) > 1 else "")
 
     def is_locked(self) -> bool:
         """True while a daemon holds this home's lock."""

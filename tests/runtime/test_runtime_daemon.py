@@ -48,7 +48,7 @@ class RunningNode:
     def _redis_url(self) -> str | None:
         assert self.proc.poll() is None, f"node exited early: {self.log.read_text()}"
         path = self.home / "run" / "redis.url"
-        return path.read_text().strip() if path.exists() else None
+        return path.read_text().splitlines()[0] if path.exists() else None
 
     def status(self) -> dict:
         text = self.client.get("truth:system:startup_status")

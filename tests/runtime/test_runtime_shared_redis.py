@@ -59,6 +59,9 @@ def test_two_namespaces_survive_a_redis_outage(tmp_path: Path, nodes: list) -> N
             assert status(client, ns)["node"] == node_id
             assert client.smembers(f"{ns}:truth:mesh:nodes") == {node_id}
         assert client.get("truth:system:startup_status") is None  # nothing outside the namespaces
+        # tools find a running node's Redis and namespace through its home
+        shown = run_node("truth", "show", "--home", str(tmp_path / "b"))
+        assert shown.returncode == 0 and f"from redis {url}" in shown.stdout, shown.stderr
 
         server.kill()
         server.wait()
