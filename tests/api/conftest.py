@@ -243,3 +243,9 @@ class WSClient:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
         await self.stream.aclose()
+
+
+@pytest.fixture
+def ws_connect():
+    """`await ws_connect(url, target)`: a WSClient, or the HTTP status of a refused upgrade."""
+    return WSClient.connect
