@@ -249,3 +249,9 @@ class WSClient:
 def ws_connect():
     """`await ws_connect(url, target)`: a WSClient, or the HTTP status of a refused upgrade."""
     return WSClient.connect
+
+
+@pytest.fixture(scope="session")
+def node_builder():
+    """`build_node(path)` for tests that need their own node (e.g. served from another thread)."""
+    return build_node
