@@ -37,16 +37,19 @@ log = get_logger("runtime.daemon")
 SHUTDOWN_DEADLINE = 4.5  # seconds after the first signal; then the process exits anyway
 
 
+def _truth_service(ctx: NodeContext) -> TruthService:
+    """Blocking (wait for a real truth before later components) by setting or by the truth's own startup list."""
+    listed = ctx.truth.current.component("truth")
+    blocking = ctx.settings.wait_for_truth or (listed is not None and listed.kind == "blocking")
+    return TruthService(ctx.redis, ctx.truth, kind="blocking" if blocking else "async")
+
+
 def builtin_registry() -> ServiceRegistry:
     registry = ServiceRegistry()
     registry.add(
         "redis", "blocking", lambda ctx: RedisService(ctx.redis, ctx.home, embedded=ctx.settings.redis_url is None)
     )
-    registry.add(
-        "truth",
-        "async",
-        lambda ctx: TruthService(ctx.redis, ctx.truth, kind="blocking" if ctx.settings.wait_for_truth else "async"),
-    )
+    registry.add("truth", "async", _truth_service)
     registry.add(
         "node",
         "async",

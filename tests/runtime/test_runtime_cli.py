@@ -1,11 +1,32 @@
-"""Bad input and idempotency of the runtime's commands: one clear line, non-zero exit, nothing changed."""
+"""Bad input and idempotency of the runtime's commands: one clear line, non-zero exit, nothing changed.
+
+The commands run in-process through `node.cli.main` (the same code path as the `node` script, minus
+interpreter start-up, which keeps this file fast); the daemon tests run real `node` subprocesses."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-from node.runtime.testing import run_node
+import pytest
+
+from node.cli import main
+
+
+@pytest.fixture
+def run_node(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        for name in ("NODE_HOME", "NODE_REDIS_URL", "NODE_NAMESPACE", "NODE_LISTEN", "NODE_API"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setattr(sys, "argv", ["node", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), int(exit_info.value.code or 0), out.out, out.err)
+
+    return run
 
 
 def one_line_error(done, code: int | None = None) -> str:
@@ -18,7 +39,7 @@ def one_line_error(done, code: int | None = None) -> str:
     return lines[0]
 
 
-def test_init_is_idempotent_and_keys(tmp_path: Path) -> None:
+def test_init_is_idempotent_and_keys(tmp_path: Path, run_node) -> None:
     home = tmp_path / "h"
     first = run_node("init", "--origin", "alpha.example", "--home", str(home))
     assert first.returncode == 0, first.stderr
@@ -40,7 +61,7 @@ def test_init_is_idempotent_and_keys(tmp_path: Path) -> None:
     assert values["listen"]["source"] == "default" and values["home"]["source"] == "flag --home"
 
 
-def test_bad_inputs(tmp_path: Path) -> None:
+def test_bad_inputs(tmp_path: Path, run_node) -> None:
     home = tmp_path / "h"
     assert run_node("init", "--origin", "alpha.example", "--home", str(home)).returncode == 0
     good = tmp_path / "good.toml"

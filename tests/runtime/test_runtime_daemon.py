@@ -126,6 +126,8 @@ def test_start_ready_heartbeats_truth_update_and_sigterm(node: RunningNode, home
     assert time.monotonic() - start < 5
     wait_for(lambda: not process_alive(node.redis_pid), 3, "embedded redis gone")
     assert not (home / "run" / "pid").exists() and not (home / "run" / "redis.url").exists()
+    events = [json.loads(line) for line in node.log.read_text().splitlines()]  # --log-format json
+    assert {"node starting", "stopping", "node stopped"} <= {e["event"] for e in events}
 
 
 def test_kill9_of_node_leaves_no_redis(node: RunningNode) -> None:
