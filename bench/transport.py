@@ -299,19 +299,46 @@ def bench_in_memory(setup: Setup, workload: Workload, seconds: float) -> Result:
     return Result(completed, elapsed, completed * (workload.request_size + workload.response_size))
 
 
+def _measure(run: Callable[[], Result]) -> tuple[Result, float]:
+    cpu = time.process_time()
+    result = run()
+    return result, time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
+    parser.add_argument("--seconds", type=float, default=6.0, help="time per transport and workload")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved slices, so load drift hits all alike")
     args = parser.parse_args()
     setup = Setup()
-    print(f"{'workload':<11} {'transport':<10} {'msgs/s':>9} {'MB/s':>8}")
+    slice_seconds = args.seconds / args.rounds
+    print(f"{'workload':<11} {'transport':<10} {'msgs/s':>9} {'MB/s':>8} {'CPU us/msg':>11}")
     for workload in WORKLOADS:
-        ours = trio.run(bench_ours, setup, workload, args.seconds)
-        tcp = trio.run(bench_tls_tcp, setup, workload, args.seconds)
-        memory = bench_in_memory(setup, workload, args.seconds)
-        for name, result in (("ours", ours), ("tls-tcp", tcp), ("in-memory", memory)):
-            print(f"{workload.name:<11} {name:<10} {result.rate:>9.0f} {result.mbps:>8.2f}")
-        print(f"{workload.name:<11} ratio ours / in-memory = {ours.rate / memory.rate:.0%}\n")
+        runs: dict[str, Callable[[], Result]] = {
+            "ours": functools.partial(trio.run, bench_ours, setup, workload, slice_seconds),
+            "tls-tcp": functools.partial(trio.run, bench_tls_tcp, setup, workload, slice_seconds),
+            "in-memory": functools.partial(bench_in_memory, setup, workload, slice_seconds),
+        }
+        totals = {name: [0, 0.0, 0, 0.0] for name in runs}
+        for _ in range(args.rounds):
+            for name, run in runs.items():
+                result, cpu = _measure(run)
+                total = totals[name]
+                total[0] += result.messages
+                total[1] += result.seconds
+                total[2] += result.payload_bytes
+                total[3] += cpu
+        rates = {}
+        for name, (messages, seconds, payload, cpu) in totals.items():
+            rates[name] = messages / seconds
+            cost = cpu / max(messages, 1) * 1e6
+            print(f"{workload.name:<11} {name:<10} {rates[name]:>9.0f} {payload / seconds / 1e6:>8.2f} {cost:>11.0f}")
+        ours_cost = totals["ours"][3] / max(totals["ours"][0], 1)
+        memory_cost = totals["in-memory"][3] / max(totals["in-memory"][0], 1)
+        print(
+            f"{workload.name:<11} ours / in-memory: {rates['ours'] / rates['in-memory']:.0%} of the rate, "
+            f"{memory_cost / ours_cost:.0%} by CPU per message\n"
+        )
 
 
 if __name__ == "__main__":
