@@ -186,13 +186,16 @@ async def test_slow_subscriber_is_cut_off_and_resumes_from_its_queue(api, ws_con
         while (item := await ws.receive_json()) is not None:
             received.append(item["seq"])
         assert ws.closed is not None and ws.closed.code == 1013
-        assert received == [0, 1]
+        # The buffer holds 2; one more goes straight to the socket task if it was already waiting.
+        assert received in ([0, 1], [0, 1, 2])
     finally:
         await ws.aclose()
-    assert hub.queued("slow") == 3
+    rest = 5 - len(received)
+    assert hub.queued("slow") == rest
     ws = await ws_connect(api.url, "/signals?member=slow")
     try:
-        assert (await ws.receive_json())["queued"] == 3
-        assert [(await ws.receive_json())["seq"] for _ in range(3)] == [2, 3, 4]
+        assert (await ws.receive_json())["queued"] == rest
+        resumed = [(await ws.receive_json())["seq"] for _ in range(rest)]
+        assert received + resumed == [0, 1, 2, 3, 4]  # nothing lost, nothing twice
     finally:
         await ws.aclose()
