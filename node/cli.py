@@ -16,9 +16,10 @@ import click
 import node.commands
 from node import __version__
 from node.errors import NodeError
+from node.runtime.cli_support import OneLineGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="node")
 def cli() -> None:
     """A consensus node: hashgraph over QUIC with mutual TLS, signed actions, federated origins.

@@ -17,11 +17,10 @@ import click
 
 from node.config import PARSERS
 from node.engine.genesis import Genesis, Member
-from node.engine.identity import ca_certificate_path, issued_certificate_path
+from node.engine.paths import ca_certificate_path, issued_certificate_path
 from node.errors import ConfigError
 from node.runtime.cli_support import OneLineCommand
 from node.runtime.home import Home, init_home
-from node.trust import OriginCA, certificate_pem, make_csr
 
 # Offline issuance for a local test network: long enough that a testnet outlives a working day.
 # Running origins renew short-lived certificates through their CA service instead.
@@ -54,6 +53,8 @@ def make_testnet(out: Path, nodes: int, origins: list[str], host: str = "127.0.0
         raise ConfigError("--nodes must be between 1 and 64")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; choose a new --out directory")
+    from node.trust import OriginCA, certificate_pem, make_csr  # heavy: only when used
+
     manifest: dict[str, object] = {"host": host, "origins": []}
     for origin in origins:
         PARSERS["origin"](origin)

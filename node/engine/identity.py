@@ -14,6 +14,7 @@ from pathlib import Path
 from cryptography import x509
 
 from node.crypto import PrivateKey
+from node.engine.paths import ca_certificate_path, issued_certificate_path
 from node.errors import ConfigError
 from node.transport import IssuedByCA, PeerAuthenticator, PinnedKeys, TlsIdentity
 from node.trust import load_certificate, verify_issued
@@ -26,14 +27,6 @@ class HomeIdentity:
     authenticator: PeerAuthenticator
     ca_issued: bool
     ca: x509.Certificate | None
-
-
-def issued_certificate_path(home_root: Path) -> Path:
-    return home_root / "keys" / "node.crt"
-
-
-def ca_certificate_path(home_root: Path) -> Path:
-    return home_root / "config" / "ca.crt"
 
 
 def _read_cert(path: Path) -> x509.Certificate:
