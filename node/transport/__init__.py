@@ -3,6 +3,7 @@
 from node.transport.connection import CloseCode, Limits
 from node.transport.endpoint import Endpoint, Handler
 from node.transport.errors import (
+    BindFailed,
     ConnectionLost,
     EndpointNotRunning,
     FrameTooLarge,
@@ -21,6 +22,7 @@ __all__ = [
     "ALPN",
     "MAX_FRAME",
     "AnyOf",
+    "BindFailed",
     "CloseCode",
     "ConnectionLost",
     "Endpoint",

@@ -25,6 +25,7 @@ from cryptography import x509
 from node.errors import InvalidInput
 from node.transport.connection import Address, CloseCode, Limits, PeerConnection
 from node.transport.errors import (
+    BindFailed,
     EndpointNotRunning,
     FrameTooLarge,
     PeerRefused,
@@ -157,11 +158,18 @@ class Endpoint:
         return reply.body
 
     async def run(self, *, task_status: trio.TaskStatus[Address] = trio.TASK_STATUS_IGNORED) -> None:
+        if self._nursery is not None:
+            raise EndpointNotRunning("this endpoint is already running")
         host, port = self._bind
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setblocking(False)
-        sock.bind((host, port))
+        try:
+            sock.setblocking(False)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise BindFailed(f"cannot bind UDP {host}:{port}: {exc.strerror or exc}") from exc
+        self._reset_state()
         self._socket = sock
         trio_sock = trio.socket.from_stdlib_socket(sock)
         bound = sock.getsockname()
@@ -179,7 +187,18 @@ class Endpoint:
         finally:
             self._nursery = None
             self._address = None
+            self._socket = None
             trio_sock.close()
+
+    def _reset_state(self) -> None:
+        """Connection state belongs to one run; penalties and backoff outlive it."""
+        self._by_cid.clear()
+        self._cids.clear()
+        self._by_node.clear()
+        self._inbound = 0
+        self._dials.clear()
+        self._dirty = {}
+        self._flush_wanted = trio.Event()
 
     # -- receiving ---------------------------------------------------------------------------------
 

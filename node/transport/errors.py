@@ -5,7 +5,7 @@ either side said no) are what a caller of `Endpoint.request` handles; `ProtocolV
 subclasses name what a peer did wrong on the wire.
 """
 
-from node.errors import NodeError, ProtocolViolation, UsageError
+from node.errors import ConfigError, NodeError, ProtocolViolation, UsageError
 
 
 class TransportError(NodeError):
@@ -50,6 +50,10 @@ class MalformedFrame(ProtocolViolation):
 
 class PeerMisbehaved(ProtocolViolation):
     """A peer broke the stream protocol in some other way (unexpected stream, flooding)."""
+
+
+class BindFailed(TransportError, ConfigError):
+    """The endpoint's UDP address cannot be bound (in use, not local, not permitted)."""
 
 
 class EndpointNotRunning(UsageError):

@@ -170,3 +170,20 @@ async def test_hot_swap_identity(keys, ca):
         assert await c.request(keys[1].fingerprint, addr_b, b"z")
         assert c.peers()[0].not_after == second.certificate.not_valid_after_utc
         assert b.identity is second
+
+
+async def test_bind_failure_is_typed_and_an_endpoint_can_run_again(keys):
+    from node.transport import BindFailed, EndpointNotRunning
+
+    a = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    b = endpoint(self_signed(keys[1]), pinned(keys[0]))
+    with pytest.raises(EndpointNotRunning):
+        await a.request(keys[1].fingerprint, ("127.0.0.1", 9), b"x")
+    async with running(b) as (addr_b,):
+        clash = endpoint(self_signed(keys[2]), pinned(keys[0]), port=addr_b[1])
+        with pytest.RaisesGroup(pytest.RaisesExc(BindFailed, match="cannot bind"), flatten_subgroups=True):
+            async with running(clash):
+                pass
+        for _ in range(2):  # the same endpoint object stopped and started again
+            async with running(a):
+                assert await a.request(keys[1].fingerprint, addr_b, b"x")
