@@ -9,7 +9,7 @@ import trio.testing
 from node.errors import InvalidInput
 from node.transport import MAX_FRAME, FrameTooLarge, PeerRefused, PeerUnreachable, RemoteError
 
-from .conftest import FAST, endpoint, pinned, running, self_signed
+from .conftest import FAST, endpoint, pinned, running, self_signed, wait_until
 
 
 async def test_request_response_both_directions(keys):
@@ -187,3 +187,18 @@ async def test_bind_failure_is_typed_and_an_endpoint_can_run_again(keys):
         for _ in range(2):  # the same endpoint object stopped and started again
             async with running(a):
                 assert await a.request(keys[1].fingerprint, addr_b, b"x")
+
+
+async def test_keepalive_holds_an_open_connection_and_idle_ones_close(keys):
+    limits = dataclasses.replace(FAST, keepalive_interval=0.1, quic_idle_timeout=0.6, idle_close=2.0)
+    a = endpoint(self_signed(keys[0]), pinned(keys[1]), limits=limits)
+    b = endpoint(self_signed(keys[1]), pinned(keys[0]), limits=limits)
+    async with running(a, b) as (_, addr_b):
+        assert await a.request(keys[1].fingerprint, addr_b, b"x")
+        connection = a._by_node[keys[1].fingerprint][0]
+        await trio.sleep(1.2)  # twice QUIC's idle timeout: only the pings keep the connection up
+        assert connection.established and a.peers()
+        await wait_until(lambda: not a.peers(), seconds=10)  # then unused for idle_close: closed
+        assert connection.closing
+        assert await a.request(keys[1].fingerprint, addr_b, b"y")  # and redialled on demand
+        assert a._by_node[keys[1].fingerprint][0] is not connection
