@@ -42,6 +42,7 @@ from node.consensus.sync import (
     SYNC_LIMIT,
     EagerPush,
     Forks,
+    Heads,
     Known,
     SyncRequest,
     SyncResponse,
@@ -204,14 +205,28 @@ class MemberCore:
 
     def make_sync_request(self, peer: bytes) -> SyncRequest:
         self.last_peer = peer
-        return SyncRequest(self.id, self.graph.known(), self.fork_view())
+        return SyncRequest(self.id, self.graph.known(), self.fork_view(), self.heads())
 
-    def events_for(self, known: Known, forks: Forks | None = None) -> tuple[list[Event], bool]:
-        """Events a peer lacks, given its Known map and fork tips; capped by the sync limit and the
-        frame size.  A Known map holds one index per creator and cannot tell a forker's branches
-        apart, so for a forker (seen by either side) everything from its first fork on is a
-        candidate, minus the self-ancestors of the tips the peer says it holds."""
+    def heads(self) -> Heads:
+        """Creator -> hash of our newest event by it (see `sync.Heads`)."""
+        out: Heads = {}
+        for creator in self.graph.known():
+            event = self.head if creator == self.id and self.head is not None else self.graph.last_event_of(creator)
+            if event is not None:
+                out[creator] = self.graph.hasher(event)
+        return out
+
+    def events_for(
+        self, known: Known, forks: Forks | None = None, heads: Heads | None = None
+    ) -> tuple[list[Event], bool]:
+        """Events a peer lacks, given its Known map, fork tips and heads; capped by the sync limit
+        and the frame size.  A Known map holds one index per creator and cannot tell a forker's
+        branches apart, so for a forker (seen by either side) everything from its first fork on is
+        a candidate, minus the self-ancestors of the tips the peer says it holds.  When the peer's
+        head for a creator is an event we lack although we hold that index, the chains diverge (a
+        fork nobody saw yet): we send all of that creator's events we hold, so the peer sees it."""
         forks = forks or {}
+        mine = self.graph.known()
         floors = dict(self._fork_floors())
         for creator, (floor, _) in forks.items():
             floors[creator] = min(floors.get(creator, floor), floor)
@@ -219,6 +234,10 @@ class MemberCore:
         for creator, floor in floors.items():
             if capped.get(creator, -1) >= floor:
                 capped[creator] = floor - 1
+        for creator, head in (heads or {}).items():
+            index = known.get(creator, -1)
+            if creator not in floors and 0 <= index <= mine.get(creator, -1) and not self.graph.has(head):
+                capped[creator] = -1
         exclude: set[bytes] = set()
         for creator, (_, tips) in forks.items():
             low = floors[creator]
@@ -233,11 +252,11 @@ class MemberCore:
         candidates = self.graph.events_since(capped, self.sync_limit + 1 + len(exclude))
         if exclude:
             candidates = [e for e in candidates if self.graph.hasher(e) not in exclude]
-        return fit_frame(candidates, self.graph.known(), self.fork_view(), self.sync_limit)
+        return fit_frame(candidates, mine, self.fork_view(), self.heads(), self.sync_limit)
 
     def handle_sync_request(self, req: SyncRequest) -> SyncResponse:
-        events, more = self.events_for(req.known, req.forks)
-        return SyncResponse(tuple(events), self.graph.known(), more, self.fork_view())
+        events, more = self.events_for(req.known, req.forks, req.heads)
+        return SyncResponse(tuple(events), self.graph.known(), more, self.fork_view(), self.heads())
 
     def handle_sync_response(self, peer: bytes, resp: SyncResponse, now_ns: int) -> SyncOutcome:
         result, loaded = self._insert(resp.events)
@@ -247,7 +266,7 @@ class MemberCore:
             peer_head = self.graph.last_event_of(peer)
             created = self.create_event(now_ns, peer_head.hash if peer_head is not None else None)
         push = None
-        missing, _ = self.events_for(resp.sender_known, resp.sender_forks)
+        missing, _ = self.events_for(resp.sender_known, resp.sender_forks, resp.sender_heads)
         if missing:
             push = EagerPush(tuple(missing))
         return self._outcome(result, created, push, resp.more)

@@ -26,6 +26,10 @@ Known = dict[bytes, int]
 # For creators known to fork: creator -> (first fork index, hashes of that creator's branch tips).
 # One index per creator cannot tell branches apart; the tips say which branches the sender holds.
 Forks = dict[bytes, tuple[int, tuple[bytes, ...]]]
+# Creator -> hash of the sender's newest event by that creator (the one at its Known index).  A peer
+# that holds a different event at that index learns that the chains diverge: a fork neither side
+# has seen yet, which a Known map alone would hide forever.
+Heads = dict[bytes, bytes]
 
 SYNC_LIMIT = 1000  # events per response or push
 MAX_FRAME_BYTES = codec.MAX_MESSAGE_BYTES
@@ -79,6 +83,18 @@ def _forks_from_obj(obj: Any) -> Forks:
     return out
 
 
+def _heads_to_obj(heads: Heads) -> dict[bytes, bytes]:
+    return dict(heads)
+
+
+def _heads_from_obj(obj: Any) -> Heads:
+    _need(isinstance(obj, dict) and len(obj) <= MAX_KNOWN_ENTRIES, "bad heads map")
+    for creator, head in obj.items():
+        _need(isinstance(creator, bytes) and len(creator) == PUBLIC_KEY_BYTES, "bad creator in heads map")
+        _need(isinstance(head, bytes) and len(head) == HASH_BYTES, "bad head hash")
+    return dict(obj)
+
+
 def _events_from_obj(obj: Any, limit: int) -> tuple[Event, ...]:
     _need(isinstance(obj, list), "events must be a list")
     _need(len(obj) <= limit, f"{len(obj)} events > limit {limit}")
@@ -97,15 +113,19 @@ class SyncRequest:
     from_id: bytes
     known: Known
     forks: Forks = field(default_factory=dict)
+    heads: Heads = field(default_factory=dict)
 
     def to_obj(self) -> list[Any]:
-        return [_SYNC_REQUEST, self.from_id, _known_to_obj(self.known), _forks_to_obj(self.forks)]
+        return [
+            _SYNC_REQUEST, self.from_id, _known_to_obj(self.known), _forks_to_obj(self.forks),
+            _heads_to_obj(self.heads),
+        ]
 
     @staticmethod
     def from_obj(obj: Any) -> SyncRequest:
-        _need(isinstance(obj, list) and len(obj) == 4 and obj[0] == _SYNC_REQUEST, "not a sync request")
+        _need(isinstance(obj, list) and len(obj) == 5 and obj[0] == _SYNC_REQUEST, "not a sync request")
         _need(isinstance(obj[1], bytes) and len(obj[1]) == PUBLIC_KEY_BYTES, "bad from_id")
-        return SyncRequest(obj[1], _known_from_obj(obj[2]), _forks_from_obj(obj[3]))
+        return SyncRequest(obj[1], _known_from_obj(obj[2]), _forks_from_obj(obj[3]), _heads_from_obj(obj[4]))
 
 
 @dataclass(frozen=True)
@@ -114,18 +134,22 @@ class SyncResponse:
     sender_known: Known
     more: bool
     sender_forks: Forks = field(default_factory=dict)
+    sender_heads: Heads = field(default_factory=dict)
 
     def to_obj(self) -> list[Any]:
         return [
             _SYNC_RESPONSE, [e.to_wire() for e in self.events], _known_to_obj(self.sender_known), self.more,
-            _forks_to_obj(self.sender_forks),
+            _forks_to_obj(self.sender_forks), _heads_to_obj(self.sender_heads),
         ]
 
     @staticmethod
     def from_obj(obj: Any, limit: int = SYNC_LIMIT) -> SyncResponse:
-        _need(isinstance(obj, list) and len(obj) == 5 and obj[0] == _SYNC_RESPONSE, "not a sync response")
+        _need(isinstance(obj, list) and len(obj) == 6 and obj[0] == _SYNC_RESPONSE, "not a sync response")
         _need(isinstance(obj[3], bool), "bad more flag")
-        return SyncResponse(_events_from_obj(obj[1], limit), _known_from_obj(obj[2]), obj[3], _forks_from_obj(obj[4]))
+        return SyncResponse(
+            _events_from_obj(obj[1], limit), _known_from_obj(obj[2]), obj[3], _forks_from_obj(obj[4]),
+            _heads_from_obj(obj[5]),
+        )
 
 
 @dataclass(frozen=True)
@@ -169,11 +193,16 @@ def decode_message(data: bytes, *, limit: int = SYNC_LIMIT) -> SyncMessage:
 
 
 def fit_frame(
-    events: Iterable[Event], known: Known, forks: Forks | None = None, limit: int = SYNC_LIMIT
+    events: Iterable[Event],
+    known: Known,
+    forks: Forks | None = None,
+    heads: Heads | None = None,
+    limit: int = SYNC_LIMIT,
 ) -> tuple[list[Event], bool]:
-    """The longest prefix of `events` (at most `limit`) that fits one frame with `known` and
-    `forks`; and whether anything was held back.  A prefix of a topological order is still one."""
-    overhead = len(codec.pack([_known_to_obj(known), _forks_to_obj(forks or {})])) + 64  # tag, headers, flag
+    """The longest prefix of `events` (at most `limit`) that fits one frame next to the sender's
+    view; and whether anything was held back.  A prefix of a topological order is still one."""
+    view = [_known_to_obj(known), _forks_to_obj(forks or {}), _heads_to_obj(heads or {})]
+    overhead = len(codec.pack(view)) + 64  # tag, list headers, flag
     budget = MAX_FRAME_BYTES - overhead
     taken: list[Event] = []
     for event in events:

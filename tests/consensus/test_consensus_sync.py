@@ -63,8 +63,8 @@ def test_messages_round_trip_through_the_codec() -> None:
     e0 = Event.create(KEYS[0], index=0, self_parent=None, other_parent=None, timestamp=5, transactions=(b"x",))
     e1 = Event.create(KEYS[1], index=0, self_parent=None, other_parent=None, timestamp=6)
     messages = [
-        SyncRequest(IDS[0], {IDS[0]: 3, IDS[1]: -1}, {IDS[2]: (4, (b"h" * 32, b"i" * 32))}),
-        SyncResponse((e0, e1), {IDS[1]: 7}, True, {IDS[3]: (0, ())}),
+        SyncRequest(IDS[0], {IDS[0]: 3, IDS[1]: -1}, {IDS[2]: (4, (b"h" * 32, b"i" * 32))}, {IDS[0]: b"j" * 32}),
+        SyncResponse((e0, e1), {IDS[1]: 7}, True, {IDS[3]: (0, ())}, {IDS[1]: b"k" * 32}),
         EagerPush((e1,)),
     ]
     for message in messages:
@@ -79,12 +79,16 @@ def test_messages_round_trip_through_the_codec() -> None:
     [
         [],
         [9, b"x"],
-        [1, b"short", {}, {}],
-        [1, IDS[0], {b"k": 1}, {}],
-        [1, IDS[0], {IDS[1]: "one"}, {}],
-        [1, IDS[0], {}, {IDS[1]: [0, [b"short"]]}],
-        [2, [b"not an event"], {}, False, {}],
-        [2, [], {}, "yes", {}],
+        [1, IDS[0], {}, {}],  # a field missing
+        [1, b"short", {}, {}, {}],
+        [1, IDS[0], {b"k": 1}, {}, {}],
+        [1, IDS[0], {IDS[1]: "one"}, {}, {}],
+        [1, IDS[0], {IDS[1]: -2}, {}, {}],
+        [1, IDS[0], {}, {IDS[1]: [0, [b"short"]]}, {}],
+        [1, IDS[0], {}, {IDS[1]: [0, [b"h" * 32] * 17]}, {}],
+        [1, IDS[0], {}, {}, {IDS[1]: b"short"}],
+        [2, [b"not an event"], {}, False, {}, {}],
+        [2, [], {}, "yes", {}, {}],
         [3, "events"],
         [3, [1, 2]],
     ],
@@ -284,3 +288,18 @@ def test_idle_members_slow_down() -> None:
     # Idle: one sync per slow heartbeat (50 ms) per member, about 3 messages each, and no events.
     assert sim.sent - before <= 4 * (500 // 50 + 1) * 3
     assert sim.nodes[0].core.graph.event_count() == events_before
+
+
+def test_a_fork_neither_side_has_seen_is_found_through_heads() -> None:
+    a, b, forker = cores(3)
+    x = Event.create(forker.key, index=0, self_parent=None, other_parent=None, timestamp=1, transactions=(b"x",))
+    y = Event.create(forker.key, index=0, self_parent=None, other_parent=None, timestamp=2, transactions=(b"y",))
+    a.graph.insert(x)
+    b.graph.insert(y)
+    assert a.graph.known() == b.graph.known()  # a Known map alone cannot tell the branches apart
+    sync(a, b, 10)
+    assert a.graph.forkers() == [forker.id] and b.graph.forkers() == [forker.id]
+    assert a.graph.has(y.hash) and b.graph.has(x.hash)
+    request = a.make_sync_request(b.id)
+    assert request.forks[forker.id][0] == 0 and set(request.forks[forker.id][1]) == {x.hash, y.hash}
+    assert b.handle_sync_request(request).events == ()  # tips say a holds both branches already
