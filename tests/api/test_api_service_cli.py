@@ -8,12 +8,11 @@ import sys
 import httpx
 import pytest
 import trio
-from click.testing import CliRunner
 
 from node import codec
 from node.api import ApiService, NodeView
 from node.api.errors import ApiUsageError
-from node.commands.status import status as status_command
+from node.commands.status import render
 from node.runtime.home import Home
 
 
@@ -68,32 +67,29 @@ async def test_a_node_before_consensus(node, nursery):
         assert 'node_phase{node_phase="federated"} 1.0' in (await c.get("/metrics")).text
 
 
+async def node_cli(*args: str) -> tuple[int, str, str]:
+    proc = await trio.run_process([sys.executable, "-m", "node", *args], capture_stdout=True,
+                                  capture_stderr=True, check=False)
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
 async def test_status_command_reads_the_running_node(api):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(status_command, list(args), catch_exceptions=False)
-
-    result = await trio.to_thread.run_sync(invoke, "--home", str(api.home.root), "--json")
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.output)
+    code, out, err = await node_cli("status", "--home", str(api.home.root), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
     assert doc["node_id"] == api.node.keys[0].fingerprint and doc["latest_block"] == 2
-    result = await trio.to_thread.run_sync(invoke, "--api", api.url)
-    assert result.exit_code == 0
-    assert "phase         consensus" in result.output and "latest block  2" in result.output
+    code, out, err = await node_cli("status", "--api", api.url)
+    assert code == 0, err
+    assert "phase         consensus" in out and "latest block  2" in out
+    assert render(doc, api.url).splitlines()[0] == f"node          {doc['node_id']}"
 
 
 async def test_status_without_a_node_is_one_clear_line(tmp_path):
-    empty = tmp_path / "empty"
-    proc = await trio.run_process([sys.executable, "-m", "node", "status", "--home", str(empty)],
-                                  capture_stdout=True, capture_stderr=True, check=False)
-    err = proc.stderr.decode().strip()
-    assert proc.returncode != 0 and len(err.splitlines()) == 1
+    code, _, err = await node_cli("status", "--home", str(tmp_path / "empty"))
+    assert code != 0 and len(err.strip().splitlines()) == 1
     assert "no node is running" in err and "Traceback" not in err
     stale = Home(tmp_path / "stale")
     stale.run.mkdir(parents=True)
     stale.api_file.write_text("http://127.0.0.1:9\n")  # the discard port: nothing answers
-    proc = await trio.run_process([sys.executable, "-m", "node", "status", "--home", str(stale.root)],
-                                  capture_stdout=True, capture_stderr=True, check=False)
-    err = proc.stderr.decode().strip()
-    assert proc.returncode != 0 and len(err.splitlines()) == 1 and "does not answer" in err
+    code, _, err = await node_cli("status", "--home", str(stale.root))
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "does not answer" in err
