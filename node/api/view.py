@@ -15,7 +15,8 @@ from typing import Any
 import trio
 
 from node import __version__, codec
-from node.actions.errors import ActionError
+from node.actions.errors import ActionError, Reason
+from node.actions.model import BlockResult, SignalOutput
 from node.api.metrics import NodeMetrics
 from node.api.signals import Signal, SignalHub
 from node.consensus.hashgraph import Hashgraph
@@ -205,6 +206,30 @@ class NodeView:
             waiter.count -= 1
             if waiter.count == 0 and self._waiters.get(action_id) is waiter:
                 del self._waiters[action_id]  # the last one waiting leaves: no leak on timeouts
+
+    def block_applied(self, index: int, result: BlockResult) -> None:
+        """Everything the API learns from one applied block; call it after `commit_block`.
+
+        Counts the block, announces receipts (first receipt of an id in the block wins, and a
+        `replayed_nonce` refusal never hides the receipt of the action that did execute, as in
+        `BlockResult.receipts_by_action`) and delivers signals to the point's current members.
+        """
+        self.metrics.blocks_committed.inc()
+        announced: set[bytes] = set()
+        for position, receipt in enumerate(result.receipts):
+            action_id = receipt.action_id
+            if not action_id or receipt.reason is Reason.REPLAYED_NONCE or action_id in announced:
+                continue
+            announced.add(action_id)
+            self.receipt_ready(action_id, {**receipt.to_dict(), "block": index, "position": position})
+        for output in result.outputs:
+            if isinstance(output, SignalOutput):
+                self.publish_signal(output.point, self.point_members(output.point), output.to_dict())
+
+    def point_members(self, point: str) -> list[str]:
+        """Actor ids of a point's members, from the applied state (`member/<point>/<actor id>`)."""
+        prefix = b"member/" + point.encode() + b"/"
+        return [key[len(prefix):].decode() for key, _ in self.store.state.iterate(prefix)]
 
     # -- signals --------------------------------------------------------------------------------
 

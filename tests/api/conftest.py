@@ -89,18 +89,11 @@ class Node:
                       result.state_hash)
         self.store.commit_block(index, codec.pack(block.body()), result.writes, result.receipts_by_action(index),
                                 result.state_hash)
-        self.view.metrics.blocks_committed.inc()
-        receipts = []
-        for r in result.receipts:
-            doc = {**r.to_dict(), "block": index}
-            receipts.append(doc)
-            if r.action_id:
-                self.view.receipt_ready(r.action_id, doc)
+        self.view.block_applied(index, result)
         for out in result.outputs:
             if isinstance(out, SignalOutput):
                 self.signals_sent.append(out.to_dict())
-                self.view.publish_signal(out.point, [self.alice.id, self.bob.id], out.to_dict())
-        return receipts
+        return [{**r.to_dict(), "block": index} for r in result.receipts]
 
     def apply_pool(self) -> list[dict[str, Any]]:
         txs, self.pool[:] = list(self.pool), []
