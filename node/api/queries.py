@@ -105,7 +105,7 @@ def validators(view: NodeView, rnd: int) -> JSONDict:
 # -- blocks -------------------------------------------------------------------------------------
 
 
-def _transaction(view: NodeView, tx: bytes) -> JSONDict:
+def _transaction(view: NodeView, tx: bytes, with_receipt: bool) -> JSONDict:
     out: JSONDict = {"size": len(tx)}
     try:
         env = Envelope.from_wire(tx)
@@ -117,15 +117,19 @@ def _transaction(view: NodeView, tx: bytes) -> JSONDict:
         return out
     out.update(action_id=env.action_id.hex(), path=env.path, origin=env.origin, actor=env.actor_fingerprint,
                nonce=env.nonce)
-    receipt = view.lookup_receipt(env.action_id)
+    receipt = view.lookup_receipt(env.action_id) if with_receipt else None
     if receipt is not None:
         out["ok"] = receipt.get("ok")
         out["reason"] = receipt.get("reason")
     return out
 
 
-def decode_block(view: NodeView, raw: bytes) -> JSONDict:
-    """A stored block as JSON; knows `Block.body()` lists, shows anything else generically."""
+def decode_block(view: NodeView, raw: bytes, detail: str = "full") -> JSONDict:
+    """A stored block as JSON; knows `Block.body()` lists, shows anything else generically.
+
+    `detail`: "full" lists transactions with their receipts, "list" without receipts (pages of
+    blocks), "summary" only counts them (the DAG page polls it every second).
+    """
     if view.decode_block is not None:
         return view.decode_block(raw)
     try:
@@ -136,11 +140,14 @@ def decode_block(view: NodeView, raw: bytes) -> JSONDict:
         obj = obj[0]  # [body, extra]: take the body
     if isinstance(obj, list) and len(obj) == 7 and isinstance(obj[3], list):
         index, rnd, ts, txs, itxs, peers_hash, state_hash = obj
-        listed = [_transaction(view, bytes(t)) for t in txs[:MAX_TX_LISTED] if isinstance(t, bytes)]
-        return {"index": index, "round_received": rnd, "timestamp": ts, "transaction_count": len(txs),
-                "transactions": listed, "transactions_truncated": len(txs) > MAX_TX_LISTED,
-                "internal_transactions": jsonable(itxs), "peers_hash": jsonable(peers_hash),
-                "state_hash": jsonable(state_hash)}
+        doc: JSONDict = {"index": index, "round_received": rnd, "timestamp": ts, "transaction_count": len(txs),
+                         "internal_transactions": jsonable(itxs), "peers_hash": jsonable(peers_hash),
+                         "state_hash": jsonable(state_hash)}
+        if detail != "summary":
+            doc["transactions"] = [_transaction(view, bytes(t), detail == "full")
+                                   for t in txs[:MAX_TX_LISTED] if isinstance(t, bytes)]
+            doc["transactions_truncated"] = len(txs) > MAX_TX_LISTED
+        return doc
     if isinstance(obj, dict):
         return {str(k): v for k, v in jsonable(obj).items()}
     return {"body": jsonable(obj)}
@@ -165,7 +172,7 @@ def block(view: NodeView, index: int) -> JSONDict:
 def blocks(view: NodeView, start: int, count: int) -> JSONDict:
     items = []
     for index, raw in view.store.blocks(start, min(count, MAX_BLOCKS_PER_PAGE)):
-        doc = decode_block(view, raw)
+        doc = decode_block(view, raw, "list")
         doc["index"] = index
         items.append(doc)
     nxt = items[-1]["index"] + 1 if items else None
@@ -178,7 +185,7 @@ def recent_blocks(view: NodeView, limit: int = GRAPH_RECENT_BLOCKS) -> list[JSON
         return []
     out = []
     for index, raw in view.store.blocks(max(0, latest - limit + 1), limit):
-        doc = decode_block(view, raw)
+        doc = decode_block(view, raw, "summary")
         out.append({"index": index, "round_received": doc.get("round_received"),
                     "transactions": doc.get("transaction_count", 0)})
     return out

@@ -72,6 +72,8 @@ async def test_block_and_cache_headers(api, client):
 async def test_blocks_pages(api, client):
     doc = (await client.get("/blocks/0", params={"count": 2})).json()
     assert [b["index"] for b in doc["blocks"]] == [0, 1] and doc["next"] == 2 and doc["latest"] == 2
+    listed = doc["blocks"][0]["transactions"][0]
+    assert listed["path"] == "/users/create" and "ok" not in listed  # pages skip receipt lookups
     rest = (await client.get("/blocks/2")).json()
     assert [b["index"] for b in rest["blocks"]] == [2]
     assert (await client.get("/blocks/10")).json()["blocks"] == []
