@@ -361,7 +361,12 @@ class PeerConnection:
 
     async def request(self, frame: bytes) -> Frame:
         """Send one encoded request frame on a new stream and wait for the peer's answer."""
-        async with self._request_slots:
+        slots = self._request_slots
+        try:  # the waits below are checkpoints already; skip the semaphore's own when a slot is free
+            slots.acquire_nowait()
+        except trio.WouldBlock:
+            await slots.acquire()
+        try:
             await self._reserve(len(frame))
             if self.closing:
                 raise self.failure or ConnectionLost("connection closed")
@@ -376,6 +381,8 @@ class PeerConnection:
             finally:
                 if not pending.done.is_set():
                     self._abandon(stream_id, pending)
+        finally:
+            slots.release()
         if pending.error is not None:
             raise pending.error
         assert pending.frame is not None
