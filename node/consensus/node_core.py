@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from node import crypto
 from node.consensus.blocks import Block, OrderedRound
+from node.consensus.election import famous_witnesses
 from node.consensus.errors import EventRejected, RejectReason
 from node.consensus.event import (
     MAX_BLOCK_SIGNATURES,
@@ -78,6 +79,16 @@ class SyncOutcome:
 
 
 @dataclass(frozen=True)
+class DecidedRound:
+    """A processed round: its unique famous witnesses (the election seed), P(r), and its block."""
+
+    round_received: int
+    famous_witnesses: tuple[bytes, ...]
+    members: tuple[bytes, ...]
+    block: Block | None
+
+
+@dataclass(frozen=True)
 class _Inserted:
     inserted: tuple[bytes, ...]
     duplicates: int
@@ -116,6 +127,7 @@ class MemberCore:
         self.last_peer: bytes | None = None
         self.last_gossip_ns: int | None = None
         self._blocks: deque[Block] = deque()
+        self._rounds: deque[DecidedRound] = deque()
         self._fork_floor: dict[bytes, int] = {}
         self._evidence_seen = 0
         self._loaded_undetermined: set[bytes] = {
@@ -147,6 +159,10 @@ class MemberCore:
 
     # -- peers and timers ---------------------------------------------------------------------
 
+    def is_member(self) -> bool:
+        """In the current peer set: a joining member creates no events before its round comes."""
+        return self.id in self.graph.peers.at(max(self.graph.last_round, 0))
+
     def peers(self) -> list[bytes]:
         """The other members of the current peer set."""
         current = self.graph.peers.at(max(self.graph.last_round, 0))
@@ -170,7 +186,7 @@ class MemberCore:
         self.last_gossip_ns = now_ns
         peer = self.choose_peer(rng)
         if peer is None:
-            if self.head is None or self.policy.create_without_peers(self.activity()):
+            if self.is_member() and (self.head is None or self.policy.create_without_peers(self.activity())):
                 self.create_event(now_ns, None)
                 self.run_consensus()
             return None
@@ -262,7 +278,9 @@ class MemberCore:
         result, loaded = self._insert(resp.events)
         created = None
         first = self.head is None and not resp.more  # our genesis event, once caught up
-        if first or self.policy.create_after_sync(self.activity(), loaded_received=loaded, caught_up=not resp.more):
+        caught_up = not resp.more
+        wanted = first or self.policy.create_after_sync(self.activity(), loaded_received=loaded, caught_up=caught_up)
+        if wanted and self.is_member():
             peer_head = self.graph.last_event_of(peer)
             created = self.create_event(now_ns, peer_head.hash if peer_head is not None else None)
         push = None
@@ -337,10 +355,23 @@ class MemberCore:
             self._loaded_undetermined.difference_update(rnd.event_hashes)
             if rnd.block is not None:
                 self._blocks.append(rnd.block)
+            self._rounds.append(DecidedRound(
+                rnd.round_received, tuple(famous_witnesses(self.graph, rnd.round_received)),
+                self.graph.peers.at(rnd.round_received).members, rnd.block,
+            ))
         return done
 
     def next_blocks(self) -> list[Block]:
-        """Blocks produced since the last call, in order (the application's single source)."""
+        """Blocks produced since the last call, in order.  Use this or `next_rounds`, not both."""
         out = list(self._blocks)
+        self._blocks.clear()
+        self._rounds.clear()
+        return out
+
+    def next_rounds(self) -> list[DecidedRound]:
+        """Every processed round since the last call, in order, with its block if it made one:
+        what an `election.Elector` needs (elections fall on round numbers, block or not)."""
+        out = list(self._rounds)
+        self._rounds.clear()
         self._blocks.clear()
         return out

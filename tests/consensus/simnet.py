@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from node.consensus.blocks import Block
 from node.consensus.hashgraph import Hashgraph
-from node.consensus.node_core import MemberCore
+from node.consensus.node_core import DecidedRound, MemberCore
 from node.consensus.peers import PeerSchedule, PeerSet
 from node.consensus.policy import SelfEventPolicy
 from node.consensus.sync import EagerPush, SyncRequest, SyncResponse, decode_message, encode_message
@@ -42,6 +42,7 @@ class SimNode:
     timer_version: int = 0
     penalised: list[bytes] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+    rounds: list[DecidedRound] = field(default_factory=list)
 
 
 class SimNet:
@@ -176,7 +177,11 @@ class SimNet:
         self._schedule_timer(dst, nd.core.get_timer())
 
     def _collect(self, i: int) -> None:
-        self.nodes[i].blocks.extend(self.nodes[i].core.next_blocks())
+        nd = self.nodes[i]
+        for decided in nd.core.next_rounds():
+            nd.rounds.append(decided)
+            if decided.block is not None:
+                nd.blocks.append(decided.block)
 
     def run_until(self, end_ns: int) -> None:
         while self._queue and self._queue[0][0] <= end_ns:

@@ -303,3 +303,34 @@ def test_a_fork_neither_side_has_seen_is_found_through_heads() -> None:
     request = a.make_sync_request(b.id)
     assert request.forks[forker.id][0] == 0 and set(request.forks[forker.id][1]) == {x.hash, y.hash}
     assert b.handle_sync_request(request).events == ()  # tips say a holds both branches already
+
+
+def test_next_rounds_feed_an_elector_identically_on_every_member() -> None:
+    from node.consensus.election import Elector
+
+    sim = SimNet(4, seed=11)
+    for j in range(20):
+        sim.submit(j % 4, b"e-%d" % j)
+        sim.run_until((j + 1) * 20 * MS)
+    per_node = []
+    for nd in sim.nodes:
+        elector = Elector(election_interval=2)
+        rounds = nd.rounds
+        assert [r.round_received for r in rounds] == list(range(len(rounds)))
+        assert all(len(r.famous_witnesses) >= 3 and len(r.members) == 4 for r in rounds)
+        per_node.append([elector.on_round(r.round_received, r.famous_witnesses, r.members) for r in rounds])
+    shortest = min(len(records) for records in per_node)
+    assert shortest >= 4 and sum(r is not None for r in per_node[0][:shortest]) >= 2
+    assert all(records[:shortest] == per_node[0][:shortest] for records in per_node)
+
+
+def test_a_member_outside_the_peer_set_creates_no_events() -> None:
+    outsider_key = PrivateKey.from_seed(b"outsider")
+    graph = Hashgraph(PeerSchedule(PeerSet.of(IDS[:3])), verify_signatures=False)
+    graph.set_peer_set(6, PeerSet.of([*IDS[:3], outsider_key.public]))  # joins from round 6
+    outsider = MemberCore(outsider_key, graph)
+    a = cores(3, verify=False)[0]
+    a.submit_transaction(b"t")
+    sync(a, outsider, 1)
+    out = outsider.handle_sync_response(a.id, a.handle_sync_request(outsider.make_sync_request(a.id)), 2)
+    assert out.created is None and outsider.head is None and not outsider.is_member()
