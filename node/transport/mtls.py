@@ -25,6 +25,7 @@ endpoint refuses any connection whose handshake completed without an authenticat
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ from node.trust.errors import (
     NotPinned,
 )
 from node.trust.verify import NodeIdentity, RevocationSet, verify_issued, verify_pinned
+
+log = logging.getLogger(__name__)
 
 ALPN = "node/1"
 CONNECTION_ID_LENGTH = 8
@@ -204,6 +207,10 @@ class MutualTlsConnection(QuicConnection):
         except (CertificateRefused, PeerRefused) as exc:
             self.refusal = str(exc)
             raise alert_for(exc) from exc
+        except Exception as exc:  # a broken policy must refuse, never let the peer in
+            log.exception("certificate check failed unexpectedly")
+            self.refusal = f"certificate check failed: {type(exc).__name__}"
+            raise _PolicyAlert(tls.AlertDescription.internal_error, "certificate check failed") from exc
 
 
 def make_configuration(

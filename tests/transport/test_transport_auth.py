@@ -124,3 +124,24 @@ async def test_pinned_or_ca_during_rollout(keys, ca):
         assert await pinned_client.request(keys[1].fingerprint, address, b"a")
         assert await ca_client.request(keys[1].fingerprint, address, b"b")
         await expect_refused(stranger, keys[1].fingerprint, address, "not in the pinned set", "not issued by the CA")
+
+
+async def test_a_broken_policy_refuses_instead_of_admitting(keys):
+    class Broken:
+        def authenticate(self, certificate, chain, now):
+            raise RuntimeError("bug in a policy")
+
+    handler = Recorder()
+    server = endpoint(self_signed(keys[1]), Broken(), handler=handler)
+    client = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    async with running(server, client) as (address, _):
+        await expect_refused(client, keys[1].fingerprint, address, "internal_error")
+        server.set_authenticator(pinned(keys[0]))
+        with trio.fail_after(5):  # the server still works once its policy is fixed
+            while True:
+                try:
+                    assert await client.request(keys[1].fingerprint, address, b"hi") == b"ok"
+                    break
+                except (PeerRefused, PeerUnreachable):
+                    await trio.sleep(0.05)
+    assert handler.calls == [keys[0].fingerprint]
