@@ -126,6 +126,7 @@ class MemberCore:
         self.pending_signatures: deque[BlockSignature] = deque()
         self.last_peer: bytes | None = None
         self.last_gossip_ns: int | None = None
+        self.timer_created: Event | None = None  # the event a lone member made in handle_timer
         self._blocks: deque[Block] = deque()
         self._rounds: deque[DecidedRound] = deque()
         self._fork_floor: dict[bytes, int] = {}
@@ -182,12 +183,14 @@ class MemberCore:
         return self.policy.next_deadline(self.last_gossip_ns, self.activity())
 
     def handle_timer(self, now_ns: int, rng: random.Random) -> tuple[bytes, SyncRequest] | None:
-        """Start a gossip round: (peer, request) to send, or None (a lone member creates alone)."""
+        """Start a gossip round: (peer, request) to send, or None.  A lone member (no other peer)
+        creates its event here instead; it is left in `timer_created` for the caller to persist."""
         self.last_gossip_ns = now_ns
+        self.timer_created = None
         peer = self.choose_peer(rng)
         if peer is None:
             if self.is_member() and (self.head is None or self.policy.create_without_peers(self.activity())):
-                self.create_event(now_ns, None)
+                self.timer_created = self.create_event(now_ns, None)
                 self.run_consensus()
             return None
         return peer, self.make_sync_request(peer)

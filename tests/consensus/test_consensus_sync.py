@@ -240,8 +240,10 @@ def test_a_lone_member_creates_and_orders_alone() -> None:
     for _ in range(10):
         now = max(now + 1, lone.get_timer())
         assert lone.handle_timer(now, random.Random(0)) is None
+        assert lone.timer_created is None or lone.timer_created == lone.head
     blocks = lone.next_blocks()
     assert [b.transactions for b in blocks] == [(b"solo",)]
+    assert lone.head is not None and lone.head.index >= 2
     assert lone.next_blocks() == []  # drained
 
 
