@@ -17,6 +17,8 @@ import trio
 from node import __version__, codec
 from node.actions.errors import ActionError, Reason
 from node.actions.model import BlockResult, SignalOutput
+from node.actions.state import StateReader
+from node.actions.submit import admit
 from node.api.metrics import NodeMetrics
 from node.api.signals import Signal, SignalHub
 from node.consensus.hashgraph import Hashgraph
@@ -40,6 +42,27 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def admitting_submit(
+    pool: Callable[[bytes], object],
+    *,
+    origin: str,
+    state: StateReader,
+    now_ns: Callable[[], int],
+) -> Submit:
+    """A `submit` for NodeView: `admit` the envelope (raises ActionError), then hand it to the pool.
+
+    `pool` is the engine's `submit(transaction)`; whatever it raises (e.g. TransactionRefused when
+    the pool is full) reaches the API, which answers 503.
+    """
+
+    def submit(wire: bytes) -> bytes:
+        envelope = admit(wire, origin=origin, now_ns=now_ns(), state=state)
+        pool(wire)
+        return envelope.action_id
+
+    return submit
 
 
 class _Waiter:

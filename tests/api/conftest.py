@@ -28,8 +28,9 @@ from wsproto.events import (
 )
 
 from node import codec
-from node.actions import BlockContext, Envelope, SignalOutput, admit, execute_block
+from node.actions import BlockContext, Envelope, SignalOutput, execute_block
 from node.api import ApiService, NodeView
+from node.api.view import admitting_submit
 from node.consensus.blocks import Block
 from node.consensus.election import ElectionRecord
 from node.consensus.event import Event
@@ -130,12 +131,8 @@ def build_node(path: Any, *, phase: str = "consensus") -> Node:
     genesis = [{"id": k.fingerprint, "public_key": k.public.hex(), "address": f"127.0.0.1:{9000 + i}"}
                for i, k in enumerate(keys)]
     holder: dict[str, Node] = {}
-
-    def submit(wire: bytes) -> bytes:
-        env = admit(wire, origin=ORIGIN, now_ns=holder["node"].now_ns, state=store.state)
-        holder["node"].pool.append(wire)
-        return env.action_id
-
+    submit = admitting_submit(lambda wire: holder["node"].pool.append(wire), origin=ORIGIN, state=store.state,
+                              now_ns=lambda: holder["node"].now_ns)
     view = NodeView(store, node_id=keys[0].fingerprint, origin=ORIGIN, phase=lambda: phase, graph=graph,
                     peers=lambda: peers, genesis_peers=genesis, submit=submit)
     view.metrics.events_inserted.inc(len(events))

@@ -199,3 +199,17 @@ async def test_slow_subscriber_is_cut_off_and_resumes_from_its_queue(api, ws_con
         assert received + resumed == [0, 1, 2, 3, 4]  # nothing lost, nothing twice
     finally:
         await ws.aclose()
+
+
+async def test_a_full_pool_is_503_and_retryable(api, client):
+    from node.api.view import admitting_submit
+    from node.consensus.node_core import TransactionRefused
+
+    def full(wire: bytes) -> None:
+        raise TransactionRefused("pending pool full")
+
+    node = api.node
+    node.view.submit = admitting_submit(full, origin="alpha.example", state=node.store.state,
+                                        now_ns=lambda: node.now_ns)
+    r = await client.post("/actions", content=node.alice.tx("/points/create", {"point": "z"}), headers=OCTETS)
+    assert r.status_code == 503 and r.json() == {"error": "pending pool full", "reason": "refused"}
