@@ -38,6 +38,7 @@ from node.consensus.event import (
 )
 from node.consensus.hashgraph import Hashgraph
 from node.consensus.policy import Activity, SelfEventPolicy
+from node.consensus.prune import prune
 from node.consensus.sync import (
     MAX_FORK_TIPS,
     SYNC_LIMIT,
@@ -353,7 +354,14 @@ class MemberCore:
         return event
 
     def run_consensus(self) -> list[OrderedRound]:
-        done = self.graph.run_consensus()
+        # The graph prunes old rounds inside run_consensus; one call can process more rounds than it
+        # keeps (catching up), and we still need each round's famous witnesses: prune afterwards.
+        graph = self.graph
+        keep, graph.keep_rounds = graph.keep_rounds, None
+        try:
+            done = graph.run_consensus()
+        finally:
+            graph.keep_rounds = keep
         for rnd in done:
             self._loaded_undetermined.difference_update(rnd.event_hashes)
             if rnd.block is not None:
@@ -362,6 +370,10 @@ class MemberCore:
                 rnd.round_received, tuple(famous_witnesses(self.graph, rnd.round_received)),
                 self.graph.peers.at(rnd.round_received).members, rnd.block,
             ))
+        if done and keep is not None:
+            cutoff = graph.next_to_process - 1 - keep
+            if cutoff > graph.pruned_below:
+                prune(graph, cutoff)
         return done
 
     def next_blocks(self) -> list[Block]:

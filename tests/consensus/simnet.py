@@ -57,6 +57,7 @@ class SimNet:
         forkers: int = 0,
         fork_at_ns: int = 30 * MS,
         wire: bool = True,
+        keep_rounds: int | None = None,
     ) -> None:
         """`wire=False` hands message objects over without encoding them (faster property runs;
         the encoding has its own tests)."""
@@ -66,6 +67,7 @@ class SimNet:
         self.keys = [PrivateKey.from_seed(b"simnet-%d" % i) for i in range(n)]
         self.members = PeerSet.of(k.public for k in self.keys)
         self.verify_signatures = verify_signatures
+        self.keep_rounds = keep_rounds
         self.nodes: list[SimNode] = [SimNode(MemberCore(k, self._graph(), self.policy)) for k in self.keys]
         self.forker_ids = {self.keys[i].public for i in range(forkers)}
         self.fork_at_ns = fork_at_ns
@@ -80,7 +82,9 @@ class SimNet:
             self._schedule_timer(i, self.rng.randrange(self.policy.heartbeat_ns))
 
     def _graph(self) -> Hashgraph:
-        return Hashgraph(PeerSchedule(self.members), verify_signatures=self.verify_signatures)
+        return Hashgraph(
+            PeerSchedule(self.members), verify_signatures=self.verify_signatures, keep_rounds=self.keep_rounds
+        )
 
     # -- structure ----------------------------------------------------------------------------
 
