@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from node.actions.envelope import MAX_ENVELOPE_BYTES
 from node.actions.errors import ActionError
-from node.api import queries
+from node.api import dag, queries
 from node.api.errors import ApiError, BadRequest, PayloadTooLarge, Unavailable
 from node.api.metrics import CONTENT_TYPE
 from node.api.openapi import openapi_spec
@@ -152,13 +152,13 @@ def build_app(view: NodeView) -> Starlette:
         hi = optional_int(request.query_params.get("to_round"), "to_round")
         if lo is not None and hi is not None and lo > hi:
             raise BadRequest("from_round must not exceed to_round")
-        return JSONResponse(queries.graph_window(view, lo, hi))
+        return JSONResponse(dag.graph_window(view, lo, hi))
 
     async def events(request: Request) -> Response:
-        return JSONResponse(queries.event(view, hash_param(request.path_params["hash"])))
+        return JSONResponse(dag.event(view, hash_param(request.path_params["hash"])))
 
     async def rounds(request: Request) -> Response:
-        return JSONResponse(queries.round_info(view, int_param(request.path_params["round"], "round")))
+        return JSONResponse(dag.round_info(view, int_param(request.path_params["round"], "round")))
 
     async def executors(request: Request) -> Response:
         return JSONResponse(queries.executors(view))

@@ -19,6 +19,7 @@ from node.actions.errors import ActionError, Reason
 from node.actions.model import BlockResult, SignalOutput
 from node.actions.state import StateReader
 from node.actions.submit import admit
+from node.api.errors import Unavailable
 from node.api.metrics import NodeMetrics
 from node.api.signals import Signal, SignalHub
 from node.consensus.hashgraph import Hashgraph
@@ -163,8 +164,6 @@ class NodeView:
 
     def submit_action(self, wire: bytes) -> bytes:
         """Hand envelope bytes to the engine; raises ActionError (bad input) or ApiError."""
-        from node.api.errors import Unavailable
-
         if self.submit is None:
             raise Unavailable("this node does not take actions yet", reason="not_ready")
         try:
