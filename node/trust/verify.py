@@ -27,6 +27,7 @@ from node.trust.errors import (
     MissingCertificate,
     NotAMember,
     NotPinned,
+    TrustError,
     TrustUsageError,
     WrongOrigin,
 )
@@ -59,6 +60,21 @@ class RevocationSet:
 
     def is_revoked(self, serial: int, node_id: str) -> bool:
         return serial in self.serials or node_id in self.node_ids
+
+    def to_record(self) -> dict[str, list[int] | list[str]]:
+        """A canonical, `node.codec`-encodable form (sorted lists)."""
+        return {"serials": sorted(self.serials), "node_ids": sorted(self.node_ids)}
+
+    @staticmethod
+    def from_record(record: object) -> RevocationSet:
+        if not isinstance(record, dict):
+            raise TrustError("a revocation record must be a map")
+        serials, node_ids = record.get("serials", []), record.get("node_ids", [])
+        if not isinstance(serials, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in serials):
+            raise TrustError("revoked serials must be a list of integers")
+        if not isinstance(node_ids, list) or not all(isinstance(n, str) for n in node_ids):
+            raise TrustError("revoked node ids must be a list of strings")
+        return RevocationSet(frozenset(serials), frozenset(node_ids))
 
 
 def _aware(now: dt.datetime) -> dt.datetime:

@@ -195,3 +195,14 @@ def test_pem_round_trips(ca, key):
 def test_bad_origin_name(key):
     with pytest.raises(WrongOrigin):
         make_csr(key, "Not A Name!")
+
+
+def test_revocation_set_round_trips_through_the_codec():
+    from node import codec
+    from node.trust.errors import TrustError
+
+    revoked = RevocationSet().revoke_serial(12345678901234567890).revoke_node("ab" * 10).revoke_serial(7)
+    assert RevocationSet.from_record(codec.unpack(codec.pack(revoked.to_record()))) == revoked
+    for bad in ([], {"serials": ["x"]}, {"node_ids": [1]}, {"serials": [True]}):
+        with pytest.raises(TrustError):
+            RevocationSet.from_record(bad)
