@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.errors import InvalidInput, UsageError
+from node.errors import ConfigError, InvalidInput, UsageError
 
 
 class ApiError(InvalidInput):
@@ -32,6 +32,10 @@ class Unavailable(ApiError):
 
 class PayloadTooLarge(ApiError):
     status = 413
+
+
+class ApiBindError(ConfigError):
+    """The API address cannot be bound (in use, not local, no permission)."""
 
 
 class ApiUsageError(UsageError):

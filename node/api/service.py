@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from node.api.app import build_app
-from node.api.errors import ApiUsageError
+from node.api.errors import ApiBindError, ApiUsageError
 from node.api.view import NodeView
 from node.runtime.home import Home
 
@@ -36,6 +38,27 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+@asynccontextmanager
+async def _bind_errors(bind: str) -> AsyncIterator[None]:
+    """A socket that cannot be bound is a configuration problem: say so in one line."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if leaves and all(isinstance(e, OSError) for e in leaves):
+            first = leaves[0]
+            reason = first.strerror if isinstance(first, OSError) and first.strerror else str(first)
+            raise ApiBindError(f"cannot serve the API on {bind}: {reason}") from group
+        raise
 
 
 class ApiService:
@@ -66,7 +89,7 @@ class ApiService:
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         app = build_app(self.view)
         try:
-            async with trio.open_nursery() as nursery:
+            async with _bind_errors(self.bind), trio.open_nursery() as nursery:
                 binds: list[str] = await nursery.start(
                     partial(serve, app, self._config(), shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
                 )

@@ -93,3 +93,12 @@ async def test_status_without_a_node_is_one_clear_line(tmp_path):
     stale.api_file.write_text("http://127.0.0.1:9\n")  # the discard port: nothing answers
     code, _, err = await node_cli("status", "--home", str(stale.root))
     assert code != 0 and len(err.strip().splitlines()) == 1 and "does not answer" in err
+
+
+async def test_a_taken_port_is_one_clear_error(api, node):
+    from node.api.errors import ApiBindError
+
+    port = api.url.rsplit(":", 1)[1]
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ApiBindError, match=f"cannot serve the API on 127.0.0.1:{port}: Address already in use"):
+            await nursery.start(ApiService(node.view, bind=f"127.0.0.1:{port}").run)
