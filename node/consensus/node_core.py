@@ -131,6 +131,8 @@ class MemberCore:
         self._blocks: deque[Block] = deque()
         self._rounds: deque[DecidedRound] = deque()
         self._fork_floor: dict[bytes, int] = {}
+        self._view_forks: Forks = {}
+        self._view_heads: Heads = {}
         self._evidence_seen = 0
         self._loaded_undetermined: set[bytes] = {
             h for h, rec in graph.undetermined.items() if _loaded(rec.event)
@@ -247,6 +249,7 @@ class MemberCore:
         fork nobody saw yet): we send all of that creator's events we hold, so the peer sees it."""
         forks = forks or {}
         mine = self.graph.known()
+        self._view_forks, self._view_heads = self.fork_view(), self.heads()  # what we send along
         floors = dict(self._fork_floors())
         for creator, (floor, _) in forks.items():
             floors[creator] = min(floors.get(creator, floor), floor)
@@ -272,11 +275,11 @@ class MemberCore:
         candidates = self.graph.events_since(capped, self.sync_limit + 1 + len(exclude))
         if exclude:
             candidates = [e for e in candidates if self.graph.hasher(e) not in exclude]
-        return fit_frame(candidates, mine, self.fork_view(), self.heads(), self.sync_limit)
+        return fit_frame(candidates, mine, self._view_forks, self._view_heads, self.sync_limit)
 
     def handle_sync_request(self, req: SyncRequest) -> SyncResponse:
         events, more = self.events_for(req.known, req.forks, req.heads)
-        return SyncResponse(tuple(events), self.graph.known(), more, self.fork_view(), self.heads())
+        return SyncResponse(tuple(events), self.graph.known(), more, self._view_forks, self._view_heads)
 
     def handle_sync_response(self, peer: bytes, resp: SyncResponse, now_ns: int) -> SyncOutcome:
         result, loaded = self._insert(resp.events)

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node import codec
 from node.consensus.errors import ConsensusUsageError, RejectReason
@@ -362,3 +364,40 @@ def test_pruned_members_agree_and_a_late_member_catching_up_still_sees_every_rou
     assert late.graph.pruned_below > 0
     reference = [(r.round_received, r.famous_witnesses) for r in full.nodes[0].rounds]
     assert [(r.round_received, r.famous_witnesses) for r in rounds][: len(reference)] == reference[: len(rounds)]
+
+
+_VALID_FRAMES = [
+    encode_message(SyncRequest(IDS[0], {IDS[1]: 2}, {IDS[2]: (1, (b"h" * 32,))}, {IDS[1]: b"k" * 32})),
+    encode_message(
+        SyncResponse(
+            (Event.create(KEYS[0], index=0, self_parent=None, other_parent=None, timestamp=1, transactions=(b"x",)),),
+            {IDS[0]: 0}, False,
+        )
+    ),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frame=st.sampled_from(_VALID_FRAMES),
+    cuts=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=4),
+)
+def test_decoder_never_fails_untyped_on_mutated_frames(frame: bytes, cuts: list[tuple[int, int]]) -> None:
+    data = bytearray(frame)
+    for position, value in cuts:
+        data[position % len(data)] = value
+    try:
+        message = decode_message(bytes(data))
+    except SyncDecodeError:
+        return
+    assert isinstance(message, (SyncRequest, SyncResponse, EagerPush))
+    assert decode_message(encode_message(message)) == message  # whatever decodes re-encodes stably
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_decoder_never_fails_untyped_on_random_bytes(data: bytes) -> None:
+    try:
+        decode_message(data)
+    except SyncDecodeError:
+        pass
