@@ -68,6 +68,7 @@ EPILOGUE = r"""
   if (dots.length) { dots[dots.length - 1].listeners.click[0](); await new Promise((r) => setTimeout(r, 300)); }
   process.stdout.write(JSON.stringify({
     dots: dots.length, rings: rings.length, witnesses: witnesses.length, famous: famous.length,
+    decidedBands: svg.all("text").filter((t) => t.textContent.endsWith("\u2713")).length,
     lines: svg.all("line").length, bands: svg.all("rect").length, blockRows: byId.blocks.children.length,
     err: byId.err.textContent, phase: byId.phase.textContent, origin: byId.origin.textContent,
     forkers: byId.forkers.textContent, detail: byId.detail.textContent.slice(0, 2000),
@@ -122,6 +123,8 @@ async def test_page_script_draws_the_real_graph(api, tmp_path):
     assert report["rings"] == 2  # the forked pair
     assert report["witnesses"] == sum(1 for e in window if e.witness)
     assert report["famous"] == sum(1 for e in window if e.witness and e.famous is True) > 0
+    shown_rounds = {e.round for e in window}
+    assert report["decidedBands"] == sum(1 for r in shown_rounds if r < graph.first_undecided) > 0
     assert report["lines"] > report["dots"]  # parent links plus member columns
     assert report["blockRows"] == 3 and report["phase"] == "consensus" and report["origin"] == "alpha.example"
     assert report["forkers"] == api.node.keys[0].fingerprint
