@@ -120,7 +120,7 @@ class MemberCore:
         self.policy = policy if policy is not None else SelfEventPolicy()
         self.sync_limit = sync_limit
         self.max_pending_bytes = max_pending_bytes
-        self.head: Event | None = graph.last_event_of(self.id)  # our own chain, even if another copy forks
+        self.head: Event | None = None  # our own chain's newest event, even if another copy of us forks
         self.pending_transactions: deque[bytes] = deque()
         self.pending_bytes = 0
         self.pending_internal: deque[InternalTransaction] = deque()
@@ -134,9 +134,14 @@ class MemberCore:
         self._view_forks: Forks = {}
         self._view_heads: Heads = {}
         self._evidence_seen = 0
-        self._loaded_undetermined: set[bytes] = {
-            h for h, rec in graph.undetermined.items() if _loaded(rec.event)
-        }
+        self._loaded_undetermined: set[bytes] = set()
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read our head and the events still waiting for their order from the graph: call it
+        after filling the graph from storage."""
+        self.head = self.graph.last_event_of(self.id)
+        self._loaded_undetermined = {h for h, rec in self.graph.undetermined.items() if _loaded(rec.event)}
 
     # -- payload ------------------------------------------------------------------------------
 

@@ -401,3 +401,15 @@ def test_decoder_never_fails_untyped_on_random_bytes(data: bytes) -> None:
         decode_message(data)
     except SyncDecodeError:
         pass
+
+
+def test_reload_after_restoring_the_graph_finds_our_head_and_pending_work() -> None:
+    a, b = cores(2, verify=False)
+    a.submit_transaction(b"restored")
+    sync(a, b, 1)
+    restored = Hashgraph(PeerSchedule(PeerSet.of(IDS[:2])), verify_signatures=False)
+    fresh = MemberCore(KEYS[0], restored)
+    assert fresh.head is None and not fresh.activity().busy
+    restored.insert_batch(a.graph.events_since({}, 100))
+    fresh.reload()
+    assert fresh.head == a.head and fresh.activity().busy  # the loaded event still awaits its order
