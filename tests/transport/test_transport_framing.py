@@ -70,3 +70,19 @@ def test_trailing_bytes_are_malformed():
 def test_bad_messages_are_malformed(message):
     with pytest.raises(MalformedFrame):
         decode_message(message)
+
+
+@given(st.sampled_from(list(Kind)), st.binary(max_size=70000))
+def test_the_wire_form_is_exactly_the_codec_message(kind, body):
+    frame = encode_frame(kind, body)
+    assert frame[4:] == codec.pack([int(kind), body])
+    assert decode_message(codec.pack([int(kind), body])).body == body
+
+
+def test_non_canonical_encodings_are_refused():
+    import msgpack
+
+    longer_length_form = b"\x92\x00\xc5\x00\x01x"  # bin16 for a 1-byte body
+    assert msgpack.unpackb(longer_length_form) == [0, b"x"]
+    with pytest.raises(MalformedFrame):
+        decode_message(longer_length_form)
