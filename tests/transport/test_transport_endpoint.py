@@ -202,3 +202,33 @@ async def test_keepalive_holds_an_open_connection_and_idle_ones_close(keys):
         assert connection.closing
         assert await a.request(keys[1].fingerprint, addr_b, b"y")  # and redialled on demand
         assert a._by_node[keys[1].fingerprint][0] is not connection
+
+
+def _has_ipv6_loopback():
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_ipv6_loopback(keys):
+    from node.transport import Endpoint
+
+    a, b = (
+        Endpoint(
+            bind=("::1", 0), identity=self_signed(k), authenticator=pinned(*keys[:2]), handler=_peer_len, limits=FAST
+        )
+        for k in keys[:2]
+    )
+    async with running(a, b) as (_, addr_b):
+        assert addr_b[0] == "::1"
+        assert await a.request(keys[1].fingerprint, addr_b, b"six!!!") == b"6"
+
+
+async def _peer_len(peer, request):
+    return str(len(request)).encode()
