@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from node import codec
+from node import codec, crypto
 from node.actions.envelope import Envelope
 from node.actions.errors import EnvelopeError
 from node.api.errors import NotFound
@@ -129,11 +129,15 @@ def decode_block(view: NodeView, raw: bytes, detail: str = "full") -> JSONDict:
         obj = codec.unpack(raw)
     except codec.DecodeError:
         return {"raw": raw.hex()}
+    raw_is_body = True
     if isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], list):
         obj = obj[0]  # [body, extra]: take the body
+        raw_is_body = False
     if isinstance(obj, list) and len(obj) == 7 and isinstance(obj[3], list):
         index, rnd, ts, txs, itxs, peers_hash, state_hash = obj
-        doc: JSONDict = {"index": index, "round_received": rnd, "timestamp": ts, "transaction_count": len(txs),
+        block_hash = crypto.sha256(raw if raw_is_body else codec.pack(obj)).hex()  # == Block.hash
+        doc: JSONDict = {"hash": block_hash,
+                         "index": index, "round_received": rnd, "timestamp": ts, "transaction_count": len(txs),
                          "internal_transactions": jsonable(itxs), "peers_hash": jsonable(peers_hash),
                          "state_hash": jsonable(state_hash)}
         if detail != "summary":

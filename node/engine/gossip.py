@@ -98,6 +98,9 @@ class GossipService:
             raise
         self.sink.peer_heard(peer.node_id)
         if isinstance(message, SyncRequest):
+            if message.from_id != address.public_key:
+                self._penalise(peer.node_id, "sync request names another member as its sender")
+                raise SyncDecodeError("sync request names another member as its sender")
             reply = encode_message(self.core.handle_sync_request(message))
             self.stats.bytes_sent += len(reply)
             return reply

@@ -17,6 +17,8 @@ from typing import Any
 import structlog
 import trio
 
+from node.api import ApiService, NodeView
+from node.api.view import admitting_submit
 from node.config import split_host_port
 from node.consensus.blocks import Block
 from node.consensus.event import Event
@@ -96,7 +98,8 @@ class ConsensusEngine:
         self.blocks_applied = 0
         self.last_block: Block | None = None
         self.restored_events = 0
-        self.block_listeners: list[Any] = []  # callables(AppliedBlock), e.g. the API's receipts
+        self.block_listeners: list[Any] = []  # callables(AppliedBlock), run in the Trio thread
+        self.view: NodeView | None = None
         self._blocks_ready = trio.Event()
 
     # -- start ------------------------------------------------------------------------------------
@@ -109,7 +112,7 @@ class ConsensusEngine:
         for event in topological(events):
             self.graph.insert(event)
             count += 1
-        self.core.head = self.graph.last_event_of(self.ctx.key.public)
+        self.core.reload()
         return count
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
@@ -133,8 +136,13 @@ class ConsensusEngine:
                 handler=self._handle,
             )
             self.gossip = GossipService(self.core, self.endpoint, self.peers, self)
+            view = self.view = self._make_view(chain)
+            self.block_listeners.append(lambda ab: view.block_applied(ab.block.index, ab.result))
+            api = ApiService(view, bind=self.ctx.settings.api, home=self.ctx.home)
             async with trio.open_nursery() as nursery:
                 address = await nursery.start(self.endpoint.run)
+                url = await nursery.start(api.run)
+                log.info("api up", url=url)
                 log.info(
                     "consensus engine up", listen=f"{address[0]}:{address[1]}", origin=self.origin,
                     members=len(self.genesis.members), restored_events=self.restored_events,
@@ -148,6 +156,26 @@ class ConsensusEngine:
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(chain.close)
+
+    def _make_view(self, chain: ChainStore) -> NodeView:
+        submit = admitting_submit(self.submit, origin=self.origin, state=chain.state, now_ns=time.time_ns)
+        return NodeView(
+            chain,
+            node_id=self.ctx.key.fingerprint,
+            origin=self.origin,
+            phase=lambda: self.ctx.phases.phase.value,
+            graph=self.graph,
+            peers=self._peer_rows,
+            genesis_peers=[m.to_obj() for m in self.genesis.members],
+            submit=submit,
+        )
+
+    def _peer_rows(self) -> list[dict[str, Any]]:
+        connected = set(self.connected_peers())
+        return [
+            {"id": p.node_id, "address": f"{p.host}:{p.port}", "connected": p.node_id in connected}
+            for p in self.peers
+        ]
 
     async def _handle(self, peer: Any, payload: bytes) -> bytes:
         assert self.gossip is not None

@@ -24,10 +24,10 @@ from node.commands.testnet import make_testnet
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float, what: str, every: float = 0.2) -> T:
-    """Poll `check` until it returns something other than None/False, or fail after `timeout`."""
+async def eventually(check: Callable[[], Awaitable[T | None]], *, within: float, what: str, every: float = 0.2) -> T:
+    """Poll `check` until it returns something other than None/False, or fail after `within` seconds."""
     last_error: BaseException | None = None
-    with trio.move_on_after(timeout):
+    with trio.move_on_after(within):
         while True:
             try:
                 result = await check()
@@ -36,7 +36,7 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float
             except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
                 last_error = exc
             await trio.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
+    raise AssertionError(f"timed out after {within}s waiting for {what} (last error: {last_error!r})")
 
 
 @dataclass
@@ -116,21 +116,21 @@ class Cluster:
     def logs(self) -> str:
         return "\n".join(f"--- {n.node_id} ---\n{n.log_tail()}" for n in self.nodes)
 
-    async def get(self, node: NodeProc, path: str, timeout: float = 5.0) -> Any:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+    async def get(self, node: NodeProc, path: str) -> Any:
+        async with httpx.AsyncClient(timeout=10.0) as client:
             response = await client.get(node.api + path)
             if response.status_code == 404:
                 return None
             response.raise_for_status()
             return response.json()
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:
+    async def wait_ready(self, within: float = 60.0) -> None:
         for n in self.nodes:
             async def ready(n: NodeProc = n) -> bool:
                 async with httpx.AsyncClient(timeout=2.0) as client:
                     return (await client.get(n.api + "/ready")).status_code == 200
             try:
-                await eventually(ready, timeout=timeout, what=f"node {n.node_id} ready")
+                await eventually(ready, within=within, what=f"node {n.node_id} ready")
             except AssertionError:
                 raise AssertionError(f"node {n.node_id} not ready:\n{self.logs()}") from None
 
