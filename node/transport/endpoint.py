@@ -12,6 +12,7 @@ peer, with exponential backoff after failures), kept alive by pings while open a
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,6 +58,18 @@ _VERSIONS = frozenset(int(v) for v in (QuicProtocolVersion.VERSION_1, QuicProtoc
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _ip_address(address: Address) -> Address:
+    """Peers are dialled at IP literals (names are resolved by the caller, once, not per datagram)."""
+    try:
+        host, port = address
+        ip = ipaddress.ip_address(host)
+    except (ValueError, TypeError) as exc:
+        raise PeerUnreachable(f"cannot dial {address!r}: not an IP address and port") from exc
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise PeerUnreachable(f"cannot dial {address!r}: bad port")
+    return (str(ip), port)
 
 
 @dataclass
@@ -147,6 +160,7 @@ class Endpoint:
             raise EndpointNotRunning("the endpoint is not running")
         frame = encode_frame(Kind.REQUEST, payload, max_frame=self.limits.max_frame)
         self._check_penalty(node_id)
+        address = _ip_address(address)
         seconds = self.limits.request_timeout
         with trio.move_on_after(seconds) as scope:
             connection = await self._connection_to(node_id, address)
@@ -363,8 +377,13 @@ class Endpoint:
         try:
             connection = self._new_connection(address, expected_node_id=node_id)
             self._start(connection)
-            connection.quic.connect(address, now)
-            connection.process(now)
+            try:
+                connection.quic.connect(address, now)
+                connection.process(now)
+            except Exception as exc:  # e.g. an unusable identity or address: fail this dial only
+                log.exception("dialling %s at %s failed", node_id, address)
+                connection.abandon(f"dial failed: {exc}")
+                connection.failure = PeerUnreachable(f"cannot dial {node_id} at {address}: {exc}")
             await connection.settled.wait()
             if connection.established:
                 dial.connection = connection

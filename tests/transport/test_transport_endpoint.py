@@ -232,3 +232,12 @@ async def test_ipv6_loopback(keys):
 
 async def _peer_len(peer, request):
     return str(len(request)).encode()
+
+
+async def test_a_failing_dial_fails_that_request_only(keys):
+    a = endpoint(self_signed(keys[0]), pinned(keys[1]))
+    b = endpoint(self_signed(keys[1]), pinned(keys[0]))
+    async with running(a, b) as (_, addr_b):
+        with pytest.raises(PeerUnreachable, match="cannot dial"):
+            await a.request(keys[2].fingerprint, ("not an address", 1), b"x")
+        assert await a.request(keys[1].fingerprint, addr_b, b"x")
