@@ -192,8 +192,13 @@ class OriginCA:
         csr: x509.CertificateSigningRequest,
         now: dt.datetime,
         lifetime: dt.timedelta = DEFAULT_ISSUED_LIFETIME,
+        serial: int | None = None,
     ) -> x509.Certificate:
-        """Issue a node certificate for the key in `csr` (names are set by the CA, not taken from the CSR)."""
+        """Issue a node certificate for the key in `csr` (names are set by the CA, not taken from the CSR).
+
+        `serial` defaults to one derived from the key and `now`; a CA service keeping a register of
+        serials passes its own (positive, below 2**159).
+        """
         now = _aware(now)
         if not csr.is_signature_valid:
             raise BadRequest("the CSR signature is invalid (no proof of key possession)")
@@ -205,13 +210,17 @@ class OriginCA:
         requested = _uris(csr.extensions)
         if requested and requested != [node_uri(self.origin, node_id)]:
             raise BadRequest(f"the CSR asks for {requested}, not {node_uri(self.origin, node_id)}")
+        if serial is not None and not 0 < serial < 2**159:
+            raise TrustUsageError("a certificate serial must be positive and below 2**159")
         not_after = min(now + lifetime, self.certificate.not_valid_after_utc)
         return (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_id)]))
             .issuer_name(self.certificate.subject)
             .public_key(public)
-            .serial_number(_serial(b"node", public_key_bytes(public), now.isoformat().encode()))
+            .serial_number(
+                serial if serial is not None else _serial(b"node", public_key_bytes(public), now.isoformat().encode())
+            )
             .not_valid_before(now - CLOCK_SKEW)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -206,3 +206,13 @@ def test_revocation_set_round_trips_through_the_codec():
     for bad in ([], {"serials": ["x"]}, {"node_ids": [1]}, {"serials": [True]}):
         with pytest.raises(TrustError):
             RevocationSet.from_record(bad)
+
+
+def test_explicit_serials(ca, key):
+    assert ca.issue(make_csr(key, ORIGIN), NOW, serial=4242).serial_number == 4242
+    assert (
+        ca.issue(make_csr(key, ORIGIN), NOW).serial_number
+        != ca.issue(make_csr(key, ORIGIN), NOW + dt.timedelta(seconds=1)).serial_number
+    )
+    with pytest.raises(TrustUsageError):
+        ca.issue(make_csr(key, ORIGIN), NOW, serial=0)
