@@ -1,11 +1,12 @@
 """One QUIC connection to a peer: events, framed request/response streams, bounds, and its timer.
 
 `PeerConnection` is a thin Trio shell around a `MutualTlsConnection`. Everything that touches
-aioquic is synchronous (`receive`, `process`, `close`): the owner feeds datagrams in, and the
-connection sends what aioquic produces at once through the owner's non-blocking socket, so packets
-leave in the order aioquic numbered them. One task per connection (`drive`) sleeps in a cancel
-scope whose deadline is aioquic's `get_timer()` (or our own housekeeping: handshake timeout,
-keepalive ping, idle close), re-armed after every change; there is no polling.
+aioquic is synchronous (`receive`, `handle_events`, `flush`, `close`): the owner feeds datagrams
+in and asks for a `flush` once per batch of work (see `Endpoint._flusher`); a flush hands every
+datagram aioquic produces to the owner's non-blocking socket at once, so packets leave in the order
+aioquic numbered them. One task per connection (`drive`) sleeps in a cancel scope whose deadline is
+aioquic's `get_timer()` (or our own housekeeping: handshake timeout, keepalive ping, idle close),
+re-armed after every flush; there is no polling.
 
 aioquic has no send backpressure and grows receive windows regardless of what we consumed, so:
 a sender blocks while more than `max_unacked_bytes` of its frames are unacknowledged (a request is

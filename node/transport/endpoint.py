@@ -2,11 +2,14 @@
 
 Datagrams are routed to connections by destination connection id (the ids aioquic issues and
 retires are tracked through its events); an unknown id starts a server connection only for a
-full-size Initial packet and only below the inbound connection limit; anything unparsable is
-dropped. Sending is synchronous on the non-blocking socket (a full buffer drops the datagram and
-QUIC's loss recovery resends), which keeps aioquic's packets in order and keeps all aioquic calls
-free of awaits. Requests reuse one connection per peer, dialled on demand (one dial at a time per
-peer, with exponential backoff after failures), kept alive by pings while open and closed when idle.
+full-size Initial packet that aioquic answers, and only below the inbound connection limit;
+anything unparsable is dropped. Received datagrams are drained in batches; requests, responses and
+receptions mark their connection, and one flusher task asks aioquic for datagrams once per marked
+connection, so concurrent exchanges share packets. Sending is synchronous on the non-blocking socket
+(a full buffer drops the datagram and QUIC's loss recovery resends), which keeps aioquic's packets in
+order and all aioquic calls free of awaits. Requests reuse one connection per peer, dialled on
+demand (one dial at a time per peer, exponential backoff after failures), kept alive by pings while
+open and closed when unused. Penalties and backoff are kept in memory for the endpoint's lifetime.
 """
 
 from __future__ import annotations
