@@ -1,0 +1,1 @@
+"""Multi-node simulations: local processes, network-namespace hosts, deterministic in-process runs."""
