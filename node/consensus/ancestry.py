@@ -1,7 +1,8 @@
 """Ancestry, see and strongly-see from per-event coordinates, exact in the presence of forks.
 
-Without forks every creator's events form one chain, so `la`/`fd` index comparisons answer every
-question in O(1) per creator.  A creator that forked (two events with one index) is tracked with
+Without forks every creator's events form one chain, so `la` index comparisons answer every
+question in O(1) per creator (strongly-see: x's newest ancestor by c, looked up by `la[c]` in c's
+chain, has y as ancestor).  A creator that forked (two events with one index) is tracked with
 explicit "tips" (its maximal events among an event's ancestors); only questions about such a
 creator walk its self-parent chain, and a forker's cost is bounded by the two-branches rule.
 """
@@ -9,8 +10,6 @@ creator walk its self-parent chain, and a forker's cost is bounded by the two-br
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import compress
-from operator import ge, ne
 
 from node.consensus.records import NO_DESCENDANT, EventRecord
 
@@ -72,39 +71,30 @@ class Ancestry:
 
     # -- coordinates ------------------------------------------------------------------------------
 
-    def update_first_descendants(self, z: EventRecord, self_parent: EventRecord | None) -> None:
-        """Give every ancestor of z that has no descendant by z's creator yet the index of z."""
-        zcol, zidx = z.col, z.index
-        z.fd[zcol] = zidx
-        # Where z's last ancestor is its self-parent's, the self-parent already did the work.
-        la = z.la
-        forkers = self.forkers
-        if self_parent is None or forkers:
-            columns: Iterable[int] = range(len(la))
-        else:  # only the columns where z's last ancestor moved past its self-parent's
-            columns = compress(range(len(la)), map(ne, la, self_parent.la))
-        for col in columns:
-            top = la[col]
-            if top < 0 or col == zcol:
+    def last_record(self, x: EventRecord, col: int) -> EventRecord | None:
+        """x's newest ancestor by column `col` (the first branch's, for a forker x sees one tip of)."""
+        if col == x.col:
+            return x  # (x may not be in its chain yet: its round is being computed)
+        if col in self.forkers:
+            tips = self.tips(x, col)
+            return tips[0] if tips else None
+        slot = self.chains[col].get(x.la[col])
+        return slot[0] if slot else None  # None: no ancestor by col, or it was pruned
+
+    def first_descendants(self, y: EventRecord) -> list[int]:
+        """Per column, the lowest index of an event that has y as ancestor (NO_DESCENDANT: none).
+
+        Not kept up to date per event (that cost O(n) per insertion); computed when asked."""
+        out = [NO_DESCENDANT] * len(self.chains)
+        out[y.col] = y.index
+        for col, chain in enumerate(self.chains):
+            if col == y.col:
                 continue
-            if col in forkers:
-                for tip in self.tips(z, col):
-                    cur: EventRecord | None = tip
-                    while cur is not None and cur.fd[zcol] == NO_DESCENDANT:
-                        cur.fd[zcol] = zidx
-                        cur = self.events.get(cur.sp) if cur.sp is not None else None
-                continue
-            chain = self.chains[col]
-            k = top
-            while k >= 0:
-                slot = chain.get(k)
-                if slot is None:
+            for index in sorted(chain):
+                if any(self.ancestor(e, y) for e in chain[index]):
+                    out[col] = index
                     break
-                r = slot[0]
-                if r.fd[zcol] != NO_DESCENDANT:
-                    break
-                r.fd[zcol] = zidx
-                k -= 1
+        return out
 
     # -- relations --------------------------------------------------------------------------------
 
@@ -121,30 +111,44 @@ class Ancestry:
         return y.col not in x.forks_seen and self.ancestor(x, y)
 
     def strongly_see(self, x: EventRecord, y: EventRecord, cols: list[int], needed: int) -> bool:
-        """x sees y through at least `needed` members of `cols` (the columns of a peer set)."""
-        if not self.forkers:
-            la, fd = x.la, y.fd
-            if la[y.col] < y.index:
-                return False
-            if len(cols) == len(la):  # the peer set is every known creator: count in C
-                seen_through: int = sum(map(ge, la, fd))
-                return seen_through >= needed
-            count = 0
-            for c in cols:
-                if la[c] >= fd[c]:
-                    count += 1
-            return count >= needed
+        """x sees y through at least `needed` members of `cols` (the columns of a peer set): for that
+        many members c, x's newest ancestor by c has y as ancestor."""
         if not self.see(x, y):
             return False
         count = 0
+        forks_seen = x.forks_seen
         for c in cols:
-            if c in x.forks_seen:
+            if c in forks_seen:
                 continue  # a member x knows to be a forker does not count
-            if c not in self.forkers:
-                if x.la[c] >= y.fd[c]:
-                    count += 1
-                continue
-            tips = self.tips(x, c)
-            if tips and self.ancestor(tips[0], y):
+            last = self.last_record(x, c)
+            if last is not None and self.ancestor(last, y):
                 count += 1
         return count >= needed
+
+
+def at_least(masks: Iterable[int], needed: int) -> int:
+    """The bit positions set in at least `needed` (>= 1) of `masks`.
+
+    A vertical popcount: bit k of every position's count is kept in `digits[k]`, so adding a mask
+    is a few whole-int operations (a ripple carry) instead of one test per position."""
+    digits: list[int] = []
+    for m in masks:
+        k = 0
+        while m:
+            if k == len(digits):
+                digits.append(m)
+                break
+            d = digits[k]
+            digits[k] = d ^ m
+            m &= d  # the carry
+            k += 1
+    if needed >> len(digits):
+        return 0  # no count can reach `needed`
+    # Compare each count with `needed`, most significant digit first.
+    greater, equal = 0, -1
+    for k in range(len(digits) - 1, -1, -1):
+        if (needed >> k) & 1:
+            equal &= digits[k]
+        else:
+            greater |= equal & digits[k]
+    return greater | equal

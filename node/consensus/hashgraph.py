@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from operator import ge
 from typing import NamedTuple
 
 from node.consensus import fame, order
-from node.consensus.ancestry import Ancestry
+from node.consensus.ancestry import Ancestry, at_least
 from node.consensus.blocks import OrderedRound, SignatureBook
 from node.consensus.errors import ConsensusUsageError, EventRejected, RejectReason
 from node.consensus.event import BlockSignature, Event, InternalTransaction
@@ -40,6 +39,17 @@ class InsertResult(NamedTuple):  # a tuple: built once per event on the hot path
     witness: bool
     lamport: int
     fork: bool  # this event made its creator a (known) forker or added a second branch
+
+
+class _PeerColumns(NamedTuple):
+    """P(r) in column terms, cached per round for the insertion hot path."""
+
+    peers: PeerSet
+    cols: list[int]  # the members' columns
+    supermajority: int
+    colset: frozenset[int]
+    every_column: bool  # P(r) holds every known creator: per-event vectors need no selecting
+    chains: list[dict[int, list[EventRecord]]]  # the members' chains, in `cols` order
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class Hashgraph:
         self.peers = peers
         self.verify_signatures = verify_signatures
         self.hasher = hasher
+        self._plain_hash = hasher is default_hasher  # skip one call per insertion
         self.keep_rounds = keep_rounds
         self.anc = Ancestry()
         self.signatures = SignatureBook(verify_signatures=verify_signatures)
@@ -90,7 +101,7 @@ class Hashgraph:
         self.pending_witnesses: list[EventRecord] = []  # inserted since fame was last run
         self.pruned_below = 0  # rounds below this one were dropped from memory
         self.votes_cleared_upto = 0
-        self._pcache: dict[int, tuple[PeerSet, list[int], int]] = {}
+        self._pcache: dict[int, _PeerColumns] = {}
         for member in peers.all_members():
             self._add_column(member)
 
@@ -103,9 +114,9 @@ class Hashgraph:
         self._creators.append(member)
         self.anc.chains.append({})
         self.top_index.append(-1)
+        self._pcache.clear()  # `every_column` and `chains` depend on the columns
         for rec in self.anc.events.values():  # rare: a member joined; keep coordinates uniform
             rec.la.append(-1)
-            rec.fd.append(NO_DESCENDANT)
 
     def set_peer_set(self, effective_round: int, peers: PeerSet) -> None:
         """Register a peer set effective from `effective_round` (membership changes, tests)."""
@@ -116,16 +127,28 @@ class Hashgraph:
 
     def peer_info(self, rnd: int) -> tuple[PeerSet, list[int], int]:
         """P(rnd), the columns of its members and its supermajority."""
+        pc = self._peer_columns(rnd)
+        return pc.peers, pc.cols, pc.supermajority
+
+    def _peer_columns(self, rnd: int) -> _PeerColumns:
         cached = self._pcache.get(rnd)
         if cached is None:
             ps = self.peers.at(rnd)
-            cached = (ps, [self._col_of[m] for m in ps.members], ps.supermajority)
+            cols = [self._col_of[m] for m in ps.members]
+            cached = _PeerColumns(
+                ps, cols, ps.supermajority, frozenset(cols), len(cols) == len(self._creators),
+                [self.anc.chains[c] for c in cols],
+            )
             self._pcache[rnd] = cached
         return cached
 
     # -- insertion ----------------------------------------------------------------------------
 
-    def _check(self, event: Event) -> tuple[int, EventRecord | None, EventRecord | None, bool]:
+    def _check(
+        self, event: Event
+    ) -> tuple[int, EventRecord | None, EventRecord | None, list[EventRecord] | None]:
+        """Validate; return the creator's column, the parents and the events already stored at
+        this index (None: not a fork)."""
         problem = event.size_problem()
         if problem is not None:
             raise EventRejected(RejectReason.OVERSIZED, problem)
@@ -166,58 +189,82 @@ class Hashgraph:
             raise EventRejected(RejectReason.FORK_LIMIT, f"branch {len(slot) + 1} at index {event.index}")
         if self.verify_signatures and not event.verify_signature():
             raise EventRejected(RejectReason.BAD_SIGNATURE)
-        return col, sp, op, slot is not None
+        return col, sp, op, slot
 
     def insert(self, event: Event) -> InsertResult:
         """Validate and insert one event; an already known event is returned as is."""
-        event_hash = self.hasher(event)
-        known = self.anc.events.get(event_hash)
+        event_hash = event.hash if self._plain_hash else self.hasher(event)
+        anc = self.anc
+        known = anc.events.get(event_hash)
         if known is not None:
             return InsertResult(event_hash, known.round, known.witness, known.lamport, False)
-        col, sp, op, is_fork = self._check(event)
+        col, sp, op, slot = self._check(event)
         # From here on nothing can fail: the graph changes only for a valid event.
-        rec = EventRecord(event, event_hash, col, self._seq)
+        rec = EventRecord(event, event_hash, col, self._seq, anc)
         self._seq += 1
-        anc = self.anc
-        if is_fork:
-            first = anc.chains[col][event.index][0]
-            self.fork_evidence.append((first.event, event))
+        index = event.index
+        if slot is not None:
+            self.fork_evidence.append((slot[0].event, event))
             anc.forkers.add(col)
         if sp is not None and op is not None:
-            rec.la = [a if a > b else b for a, b in zip(sp.la, op.la, strict=True)]
-        elif sp is not None or op is not None:
-            rec.la = list((sp or op).la)  # type: ignore[union-attr]
-        else:
-            rec.la = [-1] * len(self._creators)
-        rec.la[col] = event.index
-        rec.fd = [NO_DESCENDANT] * len(self._creators)
-        parents = [p for p in (sp, op) if p is not None]
-        if anc.forkers:
-            anc.compute_fork_view(rec, parents)
-        if sp is not None and op is not None:
+            la = [a if a > b else b for a, b in zip(sp.la, op.la, strict=True)]
             rec.lamport = (sp.lamport if sp.lamport > op.lamport else op.lamport) + 1
+        elif sp is not None:
+            la = sp.la.copy()
+            rec.lamport = sp.lamport + 1
+        elif op is not None:
+            la = op.la.copy()
+            rec.lamport = op.lamport + 1
         else:
-            rec.lamport = parents[0].lamport + 1 if parents else 0
-        anc.update_first_descendants(rec, sp)  # before the round: x counts as its own descendant
-        rec.round = self._round_for(rec, sp, op)
-        ps, _, _ = self.peer_info(rec.round)
-        rec.witness = event.creator in ps and (sp is None or rec.round > sp.round)
-        anc.events[event_hash] = rec
-        anc.chains[col].setdefault(event.index, []).append(rec)
-        if event.index > self.top_index[col]:
-            self.top_index[col] = event.index
-        info = self._round_info(rec.round)
-        info.events.append(rec)
-        if rec.witness:
+            la = [-1] * len(self._creators)
+        la[col] = index
+        rec.la = la
+        if anc.forkers:
+            anc.compute_fork_view(rec, [p for p in (sp, op) if p is not None])
+        rnd = rec.round = self._round_for(rec, sp, op)
+        info = self.rounds.get(rnd)
+        if info is None:
+            info = self._round_info(rnd)
+        # The witnesses of its own and of the previous round that rec descends from.
+        wmask = pwmask = 0
+        for parent in (sp, op):
+            if parent is not None:
+                if parent.round == rnd:
+                    wmask |= parent.wmask
+                    pwmask |= parent.pwmask
+                elif parent.round == rnd - 1:
+                    pwmask |= parent.wmask
+        rec.pwmask = pwmask
+        if col in self._peer_columns(rnd).colset and (sp is None or rnd > sp.round):
+            rec.witness = True
+            if rec.strongly_seen_prev is None and rnd > 0 and not anc.forkers:
+                # Fame will ask which witnesses of rnd - 1 this witness strongly sees.
+                prev = self.rounds.get(rnd - 1)
+                if prev is not None:
+                    seen = self._strongly_seen(rec, rnd - 1, pwmask)
+                    rec.strongly_seen_prev = [w for i, w in enumerate(prev.witnesses) if (seen >> i) & 1]
+            wmask |= 1 << len(info.witnesses)
             info.witnesses.append(rec)
             if info.decided:
                 rec.famous = False  # a late witness of a decided round is never famous
             self.pending_witnesses.append(rec)
+        rec.wmask = wmask
+        info.events.append(rec)
+        anc.events[event_hash] = rec
+        if slot is None:
+            anc.chains[col][index] = [rec]
+        else:
+            slot.append(rec)
+        if index > self.top_index[col]:
+            self.top_index[col] = index
         self.undetermined[event_hash] = rec
-        self.undetermined_by_round.setdefault(rec.round, {})[event_hash] = rec
+        group = self.undetermined_by_round.get(rnd)
+        if group is None:
+            group = self.undetermined_by_round[rnd] = {}
+        group[event_hash] = rec
         for sig in event.block_signatures:
             self.signatures.add(sig)
-        return InsertResult(event_hash, rec.round, rec.witness, rec.lamport, is_fork)
+        return InsertResult(event_hash, rnd, rec.witness, rec.lamport, slot is not None)
 
     def insert_batch(self, events: Iterable[Event]) -> BatchResult:
         """Insert events in order (gossip); a rejected event does not stop the batch."""
@@ -252,37 +299,52 @@ class Hashgraph:
         info = self.rounds.get(pr)
         if info is None:
             return pr
-        _, cols, sm = self.peer_info(pr)
-        mask = 0
-        no_forks = not self.anc.forkers
-        if no_forks:  # without forks strongly-seeing is inherited from parents
-            if sp is not None and sp.ss_round == pr:
-                mask = sp.ss_mask
-            if op is not None and op.ss_round == pr:
-                mask |= op.ss_mask
-        count = mask.bit_count()
-        rec.ss_round = pr
-        if count < sm:
-            la = rec.la
-            if no_forks and len(cols) == len(la):
-                # The hot path, inlined: see w, then count members in C.
-                for i, w in enumerate(info.witnesses):
-                    if (mask >> i) & 1 or la[w.col] < w.index or sum(map(ge, la, w.fd)) < sm:
-                        continue
-                    mask |= 1 << i
+        pc = self._peer_columns(pr)
+        sm = pc.supermajority
+        witnesses = info.witnesses
+        if self.anc.forkers:
+            strongly_see = self.anc.strongly_see
+            count = 0
+            for w in witnesses:
+                if strongly_see(rec, w, pc.cols, sm):
                     count += 1
                     if count >= sm:
-                        break
-            else:
-                strongly_see = self.anc.strongly_see
-                for i, w in enumerate(info.witnesses):
-                    if not (mask >> i) & 1 and strongly_see(rec, w, cols, sm):
-                        mask |= 1 << i
-                        count += 1
-                        if count >= sm:
-                            break
-        rec.ss_mask = mask
-        return pr + 1 if count >= sm else pr
+                        return pr + 1
+            return pr
+        own = sp.wmask if sp is not None and sp.round == pr else 0
+        if op is not None and op.round == pr:
+            own |= op.wmask
+        if not own:
+            return pr  # x descends from no witness of pr
+        seen = self._strongly_seen(rec, pr, own)
+        if seen.bit_count() < sm:
+            return pr
+        # Fame asks the witnesses of pr + 1 which witnesses of pr they strongly see: keep it.
+        rec.strongly_seen_prev = [w for i, w in enumerate(witnesses) if (seen >> i) & 1]
+        return pr + 1
+
+    def _strongly_seen(self, x: EventRecord, q: int, own: int) -> int:
+        """Without forks: the witnesses of round q (a bitmask) that x strongly sees, for x of round
+        q or q + 1 not yet in its chain; `own` is x's own mask of round q witnesses (its ancestors).
+
+        x strongly sees w when, for SM members c of P(q), x's newest ancestor by c has w as
+        ancestor: has w's bit in its `wmask` (if in round q) or `pwmask` (if in round q + 1)."""
+        pc = self._peer_columns(q)
+        la = x.la
+        if pc.every_column:
+            slots = map(dict.get, self.anc.chains, la)
+        else:
+            slots = map(dict.get, pc.chains, map(la.__getitem__, pc.cols))
+        masks = [own] if x.col in pc.colset else []  # x's own column: x itself
+        for slot in slots:
+            if slot is not None:
+                last = slot[0]
+                r = last.round
+                if r == q:
+                    masks.append(last.wmask)
+                elif r > q:
+                    masks.append(last.pwmask)
+        return at_least(masks, pc.supermajority)
 
     # -- consensus ----------------------------------------------------------------------------
 
@@ -368,7 +430,7 @@ class Hashgraph:
 
     def first_descendants(self, event_hash: bytes) -> dict[bytes, int]:
         rec = self.record(event_hash)
-        return {self._creators[c]: i for c, i in enumerate(rec.fd) if i != NO_DESCENDANT}
+        return {self._creators[c]: i for c, i in enumerate(self.anc.first_descendants(rec)) if i != NO_DESCENDANT}
 
     def event_count(self) -> int:
         return len(self.anc.events)

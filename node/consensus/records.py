@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from node.consensus.event import Event
+
+if TYPE_CHECKING:
+    from node.consensus.ancestry import Ancestry
 
 NO_DESCENDANT = 1 << 62  # first-descendant index meaning "no descendant by that creator yet"
 
@@ -12,16 +17,17 @@ class EventRecord:
 
     Parents are referenced by hash, never by object, so pruning old rounds really frees memory.
     `la[c]` is the highest index of creator column c among this event's ancestors (-1: none);
-    `fd[c]` the lowest index of creator column c among its descendants (NO_DESCENDANT: none yet).
+    `fd[c]` the lowest index of creator column c among its descendants (NO_DESCENDANT: none yet),
+    computed when asked: nothing on the hot path needs it.
     """
 
     __slots__ = (
-        "event", "hash", "col", "index", "seq", "sp", "op", "la", "fd", "tips", "forks_seen",
-        "round", "witness", "lamport", "famous", "votes", "strongly_seen_prev", "round_received",
-        "rr_next", "creator", "ss_round", "ss_mask",
+        "event", "hash", "col", "index", "seq", "sp", "op", "la", "tips", "forks_seen", "round",
+        "witness", "lamport", "famous", "votes", "strongly_seen_prev", "round_received", "rr_next",
+        "creator", "wmask", "pwmask", "ancestry",
     )
 
-    def __init__(self, event: Event, event_hash: bytes, col: int, seq: int) -> None:
+    def __init__(self, event: Event, event_hash: bytes, col: int, seq: int, ancestry: Ancestry) -> None:
         self.event = event
         self.hash = event_hash
         self.creator = event.creator
@@ -31,7 +37,6 @@ class EventRecord:
         self.sp = event.self_parent
         self.op = event.other_parent
         self.la: list[int] = []
-        self.fd: list[int] = []
         # Only for creators known to fork: the maximal events by that creator among the ancestors.
         self.tips: dict[int, tuple[EventRecord, ...]] | None = None
         self.forks_seen: frozenset[int] = frozenset()
@@ -43,10 +48,14 @@ class EventRecord:
         self.strongly_seen_prev: list[EventRecord] | None = None
         self.round_received: int | None = None
         self.rr_next = 0  # first round still worth testing as this event's round received
-        # Which witnesses of round `ss_round` this event strongly sees (bit i: witnesses[i]); a
-        # descendant in the same parent round inherits them instead of testing them again.
-        self.ss_round = -1
-        self.ss_mask = 0
+        # The witnesses of this event's own round that are its ancestors (bit i: witnesses[i]).
+        self.wmask = 0
+        self.pwmask = 0  # the same for the witnesses of the round before
+        self.ancestry = ancestry
+
+    @property
+    def fd(self) -> list[int]:
+        return self.ancestry.first_descendants(self)
 
 
 class RoundInfo:
