@@ -109,9 +109,15 @@ class ConsensusEngine:
         for _, wire in chain.all_events():
             events.append(Event.from_wire(wire))
         count = 0
-        for event in topological(events):
-            self.graph.insert(event)
-            count += 1
+        # Stored events were verified when they first arrived; re-checking them all would make a
+        # restart cost one signature verification per event of history.
+        self.graph.verify_signatures = False
+        try:
+            for event in topological(events):
+                self.graph.insert(event)
+                count += 1
+        finally:
+            self.graph.verify_signatures = True
         self.core.reload()
         return count
 
@@ -192,15 +198,20 @@ class ConsensusEngine:
     # -- GossipSink ---------------------------------------------------------------------------------
 
     async def persist(self, outcome: SyncOutcome) -> None:
+        if self.chain is None:
+            return
+        chain = self.chain
+        if outcome.created is not None:
+            # Our own new event is written before this task yields: a peer's sync request served
+            # meanwhile could carry it away, and a crash before it is on disk would make us sign
+            # a different event at the same index after the restart (a fork by an honest node).
+            e = outcome.created
+            chain.put_events([(e.hash, e.creator, e.index, e.to_wire())])
         rows = []
         for h in outcome.inserted:
             event = self.graph.event(h)
             rows.append((h, event.creator, event.index, event.to_wire()))
-        if outcome.created is not None:
-            e = outcome.created
-            rows.append((e.hash, e.creator, e.index, e.to_wire()))
-        if rows and self.chain is not None:
-            chain = self.chain
+        if rows:
             await trio.to_thread.run_sync(chain.put_events, rows)
 
     def blocks_ready(self) -> None:
