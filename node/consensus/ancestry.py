@@ -9,8 +9,6 @@ creator walk its self-parent chain, and a forker's cost is bounded by the two-br
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from node.consensus.records import NO_DESCENDANT, EventRecord
 
 
@@ -125,30 +123,3 @@ class Ancestry:
                 count += 1
         return count >= needed
 
-
-def at_least(masks: Iterable[int], needed: int) -> int:
-    """The bit positions set in at least `needed` (>= 1) of `masks`.
-
-    A vertical popcount: bit k of every position's count is kept in `digits[k]`, so adding a mask
-    is a few whole-int operations (a ripple carry) instead of one test per position."""
-    digits: list[int] = []
-    for m in masks:
-        k = 0
-        while m:
-            if k == len(digits):
-                digits.append(m)
-                break
-            d = digits[k]
-            digits[k] = d ^ m
-            m &= d  # the carry
-            k += 1
-    if needed >> len(digits):
-        return 0  # no count can reach `needed`
-    # Compare each count with `needed`, most significant digit first.
-    greater, equal = 0, -1
-    for k in range(len(digits) - 1, -1, -1):
-        if (needed >> k) & 1:
-            equal &= digits[k]
-        else:
-            greater |= equal & digits[k]
-    return greater | equal

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from node.consensus import fame, order
-from node.consensus.ancestry import Ancestry, at_least
+from node.consensus.ancestry import Ancestry
 from node.consensus.blocks import OrderedRound, SignatureBook
 from node.consensus.errors import ConsensusUsageError, EventRejected, RejectReason
 from node.consensus.event import BlockSignature, Event, InternalTransaction
@@ -27,6 +27,10 @@ from node.crypto import PrivateKey
 
 Hasher = Callable[[Event], bytes]
 PRUNE_EVERY_ROUNDS = 4
+# Witness vectors (`EventRecord.wvec`): one FIELD-bit counter per witness of a round, so the
+# vectors of n members add up, in one C-level `sum`, to per-witness counts (n < 2**FIELD).
+FIELD = 8
+MAX_COUNTED_MEMBERS = (1 << FIELD) - 1  # larger peer sets take the per-witness path
 
 
 def default_hasher(event: Event) -> bytes:
@@ -50,6 +54,20 @@ class _PeerColumns(NamedTuple):
     colset: frozenset[int]
     every_column: bool  # P(r) holds every known creator: per-event vectors need no selecting
     chains: list[dict[int, list[EventRecord]]]  # the members' chains, in `cols` order
+    counted: bool  # witness vectors can count this many members
+    # Added to a sum of witness vectors, sets a field's top bit iff its count >= supermajority.
+    threshold_add: int
+    top_bits: int
+
+
+def _fields(value: int, count: int) -> int:
+    """`value` in each of `count` FIELD-bit fields."""
+    return sum(value << (FIELD * i) for i in range(count))
+
+
+def _witnesses_in(witnesses: list[EventRecord], hits: int) -> list[EventRecord]:
+    """The witnesses whose field has its top bit set in `hits`."""
+    return [w for i, w in enumerate(witnesses) if (hits >> (FIELD * i + FIELD - 1)) & 1]
 
 
 @dataclass(frozen=True)
@@ -135,9 +153,11 @@ class Hashgraph:
         if cached is None:
             ps = self.peers.at(rnd)
             cols = [self._col_of[m] for m in ps.members]
+            sm, top = ps.supermajority, 1 << (FIELD - 1)
             cached = _PeerColumns(
-                ps, cols, ps.supermajority, frozenset(cols), len(cols) == len(self._creators),
-                [self.anc.chains[c] for c in cols],
+                ps, cols, sm, frozenset(cols), len(cols) == len(self._creators),
+                [self.anc.chains[c] for c in cols], len(cols) <= MAX_COUNTED_MEMBERS,
+                _fields(top - sm, len(cols)), _fields(top, len(cols)),
             )
             self._pcache[rnd] = cached
         return cached
@@ -226,29 +246,29 @@ class Hashgraph:
         if info is None:
             info = self._round_info(rnd)
         # The witnesses of its own and of the previous round that rec descends from.
-        wmask = pwmask = 0
+        wvec = pwvec = 0
         for parent in (sp, op):
             if parent is not None:
                 if parent.round == rnd:
-                    wmask |= parent.wmask
-                    pwmask |= parent.pwmask
+                    wvec |= parent.wvec
+                    pwvec |= parent.pwvec
                 elif parent.round == rnd - 1:
-                    pwmask |= parent.wmask
-        rec.pwmask = pwmask
+                    pwvec |= parent.wvec
+        rec.pwvec = pwvec
         if col in self._peer_columns(rnd).colset and (sp is None or rnd > sp.round):
             rec.witness = True
             if rec.strongly_seen_prev is None and rnd > 0 and not anc.forkers:
                 # Fame will ask which witnesses of rnd - 1 this witness strongly sees.
                 prev = self.rounds.get(rnd - 1)
-                if prev is not None:
-                    seen = self._strongly_seen(rec, rnd - 1, pwmask)
-                    rec.strongly_seen_prev = [w for i, w in enumerate(prev.witnesses) if (seen >> i) & 1]
-            wmask |= 1 << len(info.witnesses)
+                if prev is not None and self._peer_columns(rnd - 1).counted:
+                    hits = self._strongly_seen(rec, rnd - 1, pwvec)
+                    rec.strongly_seen_prev = _witnesses_in(prev.witnesses, hits)
+            wvec |= 1 << (FIELD * len(info.witnesses))
             info.witnesses.append(rec)
             if info.decided:
                 rec.famous = False  # a late witness of a decided round is never famous
             self.pending_witnesses.append(rec)
-        rec.wmask = wmask
+        rec.wvec = wvec
         info.events.append(rec)
         anc.events[event_hash] = rec
         if slot is None:
@@ -302,7 +322,7 @@ class Hashgraph:
         pc = self._peer_columns(pr)
         sm = pc.supermajority
         witnesses = info.witnesses
-        if self.anc.forkers:
+        if self.anc.forkers or not pc.counted:
             strongly_see = self.anc.strongly_see
             count = 0
             for w in witnesses:
@@ -311,40 +331,40 @@ class Hashgraph:
                     if count >= sm:
                         return pr + 1
             return pr
-        own = sp.wmask if sp is not None and sp.round == pr else 0
+        own = sp.wvec if sp is not None and sp.round == pr else 0
         if op is not None and op.round == pr:
-            own |= op.wmask
-        if not own:
-            return pr  # x descends from no witness of pr
-        seen = self._strongly_seen(rec, pr, own)
-        if seen.bit_count() < sm:
+            own |= op.wvec
+        if own.bit_count() < sm:
+            return pr  # x cannot strongly see a witness it does not descend from
+        hits = self._strongly_seen(rec, pr, own)
+        if hits.bit_count() < sm:
             return pr
         # Fame asks the witnesses of pr + 1 which witnesses of pr they strongly see: keep it.
-        rec.strongly_seen_prev = [w for i, w in enumerate(witnesses) if (seen >> i) & 1]
+        rec.strongly_seen_prev = _witnesses_in(witnesses, hits)
         return pr + 1
 
     def _strongly_seen(self, x: EventRecord, q: int, own: int) -> int:
-        """Without forks: the witnesses of round q (a bitmask) that x strongly sees, for x of round
-        q or q + 1 not yet in its chain; `own` is x's own mask of round q witnesses (its ancestors).
+        """Without forks: the witnesses of round q that x strongly sees (the top bit of their
+        field), for x of round q or q + 1 not yet in its chain; `own` is x's own vector for round q.
 
         x strongly sees w when, for SM members c of P(q), x's newest ancestor by c has w as
-        ancestor: has w's bit in its `wmask` (if in round q) or `pwmask` (if in round q + 1)."""
+        ancestor: has w's field set in its `wvec` (if in round q) or `pwvec` (if in round q + 1)."""
         pc = self._peer_columns(q)
         la = x.la
         if pc.every_column:
             slots = map(dict.get, self.anc.chains, la)
         else:
             slots = map(dict.get, pc.chains, map(la.__getitem__, pc.cols))
-        masks = [own] if x.col in pc.colset else []  # x's own column: x itself
+        vecs = [own] if x.col in pc.colset else []  # x's own column: x itself
         for slot in slots:
             if slot is not None:
                 last = slot[0]
                 r = last.round
                 if r == q:
-                    masks.append(last.wmask)
+                    vecs.append(last.wvec)
                 elif r > q:
-                    masks.append(last.pwmask)
-        return at_least(masks, pc.supermajority)
+                    vecs.append(last.pwvec)
+        return (sum(vecs) + pc.threshold_add) & pc.top_bits
 
     # -- consensus ----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ class EventRecord:
     __slots__ = (
         "event", "hash", "col", "index", "seq", "sp", "op", "la", "tips", "forks_seen", "round",
         "witness", "lamport", "famous", "votes", "strongly_seen_prev", "round_received", "rr_next",
-        "creator", "wmask", "pwmask", "ancestry",
+        "creator", "wvec", "pwvec", "ancestry",
     )
 
     def __init__(self, event: Event, event_hash: bytes, col: int, seq: int, ancestry: Ancestry) -> None:
@@ -48,9 +48,10 @@ class EventRecord:
         self.strongly_seen_prev: list[EventRecord] | None = None
         self.round_received: int | None = None
         self.rr_next = 0  # first round still worth testing as this event's round received
-        # The witnesses of this event's own round that are its ancestors (bit i: witnesses[i]).
-        self.wmask = 0
-        self.pwmask = 0  # the same for the witnesses of the round before
+        # The witnesses of this event's own round that are its ancestors: field i (of FIELD bits,
+        # see hashgraph) is 1 when witnesses[i] is.  `pwvec`: the same for the round before.
+        self.wvec = 0
+        self.pwvec = 0
         self.ancestry = ancestry
 
     @property
