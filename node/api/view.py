@@ -102,6 +102,8 @@ class NodeView:
     ) -> None:
         self.store = store
         self.graph = graph  # the engine sets it (`view.graph = g`) once consensus runs
+        # Called with (seconds from submit to receipt, receipt) for actions submitted here.
+        self.latency_listeners: list[Callable[[float, JSONDict], None]] = []
         self.node_id = node_id
         self.origin = origin
         self.version = version
@@ -186,7 +188,10 @@ class NodeView:
             self._receipts.popitem(last=False)
         started = self._submitted_at.pop(action_id, None)
         if started is not None:
-            self.metrics.action_latency.observe(max(0.0, self._clock() - started))
+            latency = max(0.0, self._clock() - started)
+            self.metrics.action_latency.observe(latency)
+            for listener in self.latency_listeners:
+                listener(latency, receipt)
         waiter = self._waiters.pop(action_id, None)
         if waiter is not None:
             waiter.receipt = receipt

@@ -35,6 +35,7 @@ from node.errors import ConfigError
 from node.runtime.phases import Phase, Trigger
 from node.runtime.service import NodeContext
 from node.storage.chain import ChainStore
+from node.storage.timeseries import BlockRow, LatencyRow, TimeSeriesStore, TimeSeriesWriter
 from node.transport import Endpoint
 
 log = structlog.get_logger("consensus")
@@ -100,6 +101,7 @@ class ConsensusEngine:
         self.restored_events = 0
         self.block_listeners: list[Any] = []  # callables(AppliedBlock), run in the Trio thread
         self.view: NodeView | None = None
+        self.series: TimeSeriesWriter | None = None
         self._blocks_ready = trio.Event()
 
     # -- start ------------------------------------------------------------------------------------
@@ -145,7 +147,11 @@ class ConsensusEngine:
             view = self.view = self._make_view(chain)
             self.block_listeners.append(lambda ab: view.block_applied(ab.block.index, ab.result))
             api = ApiService(view, bind=self.ctx.settings.api, home=self.ctx.home)
+            series_store = await trio.to_thread.run_sync(TimeSeriesStore, self.ctx.home.data / "timeseries.duckdb")
+            self.series = TimeSeriesWriter(series_store)
+            view.latency_listeners.append(self._record_latency)
             async with trio.open_nursery() as nursery:
+                await nursery.start(self.series.run)
                 address = await nursery.start(self.endpoint.run)
                 url = await nursery.start(api.run)
                 log.info("api up", url=url)
@@ -161,6 +167,8 @@ class ConsensusEngine:
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True):
+                if self.series is not None:
+                    await trio.to_thread.run_sync(self.series.store.close)
                 await trio.to_thread.run_sync(chain.close)
 
     def _make_view(self, chain: ChainStore) -> NodeView:
@@ -175,6 +183,11 @@ class ConsensusEngine:
             genesis_peers=[m.to_obj() for m in self.genesis.members],
             submit=submit,
         )
+
+    def _record_latency(self, seconds: float, receipt: dict[str, Any]) -> None:
+        if self.series is not None:
+            outcome = "ok" if receipt.get("ok") else str(receipt.get("reason") or "failed")
+            self.series.add(LatencyRow(time.time(), self.ctx.key.fingerprint, "*", seconds, outcome))
 
     def _peer_rows(self) -> list[dict[str, Any]]:
         connected = set(self.connected_peers())
@@ -236,10 +249,17 @@ class ConsensusEngine:
             self._blocks_ready = trio.Event()
             await self._persist_own_head()  # a lone member creates events outside gossip
             for block in self.core.next_blocks():
+                started = time.perf_counter()
                 applied = await trio.to_thread.run_sync(applier.apply, block)
                 if applied is None:
                     continue
                 self._on_applied(applied)
+                if self.series is not None:
+                    self.series.add(BlockRow(
+                        time.time(), self.ctx.key.fingerprint, block.index, block.round_received, 0,
+                        len(block.transactions), sum(len(t) for t in block.transactions),
+                        time.perf_counter() - started,
+                    ))
 
     def _on_applied(self, applied: AppliedBlock) -> None:
         block = applied.block

@@ -15,6 +15,7 @@ import pytest
 
 from node.actions import Envelope
 from node.crypto import PrivateKey
+from node.storage.timeseries import BlockRow, LatencyRow, TimeSeriesStore
 
 from .harness import Cluster, NodeProc, eventually
 
@@ -99,6 +100,15 @@ async def test_four_nodes_agree_and_survive_a_stopped_member(tmp_path: Path) -> 
         chains = [summary(await chain_of(cluster, n)) for n in cluster.nodes]
         shortest = min(len(c) for c in chains)
         assert all(c[:shortest] == chains[0][:shortest] for c in chains), "nodes disagree after the restart"
+
+        # Block statistics and action latencies reach each node's DuckDB time series.
+        cluster.stop()
+        series = TimeSeriesStore(cluster.nodes[0].home / "data" / "timeseries.duckdb")
+        try:
+            assert series.count(BlockRow) >= 1
+            assert series.count(LatencyRow) >= 2  # node 0 took one action in each wave
+        finally:
+            series.close()
     except BaseException:
         print(cluster.logs())
         raise
