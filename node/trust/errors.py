@@ -71,3 +71,66 @@ class BadRequest(TrustError):
 
 class TrustUsageError(UsageError):
     """A trust primitive called with arguments that make no sense (e.g. a naive datetime)."""
+
+
+class NotOnChain(CertificateRefused):
+    """A CA-issued certificate that was not recorded on the chain within the grace period."""
+
+    reason = "not on chain"
+
+
+class RequestDenied(BadRequest):
+    """The CA service refused a certificate request; `code` names why (sent on the wire)."""
+
+    code = "denied"
+
+
+class CsrForeignOrigin(RequestDenied):
+    code = "wrong-origin"
+
+
+class CsrKeyMismatch(RequestDenied):
+    """The CSR's key is not the key the requester authenticated with in TLS."""
+
+    code = "key-mismatch"
+
+
+class WrongToken(RequestDenied):
+    code = "wrong-token"
+
+
+class TokenReused(RequestDenied):
+    code = "token-reused"
+
+
+class TokenExpired(RequestDenied):
+    code = "token-expired"
+
+
+class NotAuthorised(RequestDenied):
+    """No token and the requester's key is not in the member list."""
+
+    code = "not-authorised"
+
+
+class RequesterRevoked(RequestDenied):
+    code = "revoked"
+
+
+class UntrustedCA(TrustError):
+    """The CA answered with a certificate that is not the pinned CA (or an unusable certificate)."""
+
+
+DENIALS: dict[str, type[RequestDenied]] = {
+    cls.code: cls
+    for cls in (
+        RequestDenied,
+        CsrForeignOrigin,
+        CsrKeyMismatch,
+        WrongToken,
+        TokenReused,
+        TokenExpired,
+        NotAuthorised,
+        RequesterRevoked,
+    )
+}
