@@ -37,7 +37,7 @@ def default_hasher(event: Event) -> bytes:
     return event.hash
 
 
-class InsertResult(NamedTuple):  # a tuple: built once per event on the hot path
+class InsertResult(NamedTuple):  # a tuple: built once per event on the hot path (by `_new_tuple`)
     hash: bytes
     round: int
     witness: bool
@@ -68,6 +68,9 @@ def _fields(value: int, count: int) -> int:
 def _witnesses_in(witnesses: list[EventRecord], hits: int) -> list[EventRecord]:
     """The witnesses whose field has its top bit set in `hits`."""
     return [w for i, w in enumerate(witnesses) if (hits >> (FIELD * i + FIELD - 1)) & 1]
+
+
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
 @dataclass(frozen=True)
@@ -247,15 +250,20 @@ class Hashgraph:
             info = self._round_info(rnd)
         # The witnesses of its own and of the previous round that rec descends from.
         wvec = pwvec = 0
-        for parent in (sp, op):
-            if parent is not None:
-                if parent.round == rnd:
-                    wvec |= parent.wvec
-                    pwvec |= parent.pwvec
-                elif parent.round == rnd - 1:
-                    pwvec |= parent.wvec
+        if sp is not None:
+            if sp.round == rnd:
+                wvec, pwvec = sp.wvec, sp.pwvec
+            elif sp.round == rnd - 1:
+                pwvec = sp.wvec
+        if op is not None:
+            if op.round == rnd:
+                wvec |= op.wvec
+                pwvec |= op.pwvec
+            elif op.round == rnd - 1:
+                pwvec |= op.wvec
         rec.pwvec = pwvec
-        if col in self._peer_columns(rnd).colset and (sp is None or rnd > sp.round):
+        pc = self._pcache.get(rnd) or self._peer_columns(rnd)
+        if col in pc.colset and (sp is None or rnd > sp.round):
             rec.witness = True
             if rec.strongly_seen_prev is None and rnd > 0 and not anc.forkers:
                 # Fame will ask which witnesses of rnd - 1 this witness strongly sees.
@@ -284,7 +292,7 @@ class Hashgraph:
         group[event_hash] = rec
         for sig in event.block_signatures:
             self.signatures.add(sig)
-        return InsertResult(event_hash, rnd, rec.witness, rec.lamport, slot is not None)
+        return _new_tuple(InsertResult, (event_hash, rnd, rec.witness, rec.lamport, slot is not None))
 
     def insert_batch(self, events: Iterable[Event]) -> BatchResult:
         """Insert events in order (gossip); a rejected event does not stop the batch."""
@@ -319,7 +327,7 @@ class Hashgraph:
         info = self.rounds.get(pr)
         if info is None:
             return pr
-        pc = self._peer_columns(pr)
+        pc = self._pcache.get(pr) or self._peer_columns(pr)
         sm = pc.supermajority
         witnesses = info.witnesses
         if self.anc.forkers or not pc.counted:
@@ -349,7 +357,7 @@ class Hashgraph:
 
         x strongly sees w when, for SM members c of P(q), x's newest ancestor by c has w as
         ancestor: has w's field set in its `wvec` (if in round q) or `pwvec` (if in round q + 1)."""
-        pc = self._peer_columns(q)
+        pc = self._pcache.get(q) or self._peer_columns(q)
         la = x.la
         if pc.every_column:
             slots = map(dict.get, self.anc.chains, la)
@@ -373,6 +381,9 @@ class Hashgraph:
         if self.pending_witnesses:
             if fame.decide_fame(self):
                 order.decide_round_received(self)
+        info = self.rounds.get(self.next_to_process)
+        if info is None or not info.decided:
+            return []  # the common case: nothing new to process
         done = order.process_rounds(self)
         if done and self.keep_rounds is not None:
             cutoff = self.next_to_process - 1 - self.keep_rounds

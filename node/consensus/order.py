@@ -9,7 +9,6 @@ hashes, so no creator can grind its position.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from node.consensus.blocks import Block, OrderedRound, median_timestamp
@@ -22,21 +21,55 @@ if TYPE_CHECKING:
 
 
 def decide_round_received(graph: Hashgraph) -> None:
-    ancestor = graph.anc.ancestor
     rounds = graph.rounds
     for event_round in sorted(graph.undetermined_by_round):
         after = rounds.get(event_round + 1)
         if after is None or not after.decided:
             continue  # no event of this round can be received before round + 1 is decided
         group = graph.undetermined_by_round[event_round]
-        for rec in list(group.values()):
-            if _receive(graph, rec, ancestor):
-                del group[rec.hash]
+        if graph.anc.forkers:
+            received = [rec for rec in group.values() if _receive(graph, rec)]
+        else:
+            received = _receive_all(graph, event_round, list(group.values()))
+        for rec in received:
+            del group[rec.hash]
         if not group:
             del graph.undetermined_by_round[event_round]
 
 
-def _receive(graph: Hashgraph, rec: EventRecord, ancestor: Callable[[EventRecord, EventRecord], bool]) -> bool:
+def _receive_all(graph: Hashgraph, event_round: int, pending: list[EventRecord]) -> list[EventRecord]:
+    """Without forks: receive what can be of `pending` (events of `event_round`), decided round by
+    decided round; x is an ancestor of every famous witness of i iff min_la[x.col] >= x.index."""
+    received: list[EventRecord] = []
+    rnd = event_round + 1
+    undetermined = graph.undetermined
+    while pending:
+        info = graph.rounds.get(rnd)
+        if info is None or not info.decided:
+            break
+        if len(info.famous_unique) >= graph.peer_info(rnd)[2]:
+            min_la = info.min_la
+            width = len(min_la)  # a column added after round rnd was decided holds no ancestor
+            here = [
+                rec for rec in pending
+                if rec.rr_next <= rnd and rec.col < width and min_la[rec.col] >= rec.index
+            ]
+            if here:
+                graph.received.setdefault(rnd, []).extend(here)
+                for rec in here:
+                    rec.round_received = rnd
+                    del undetermined[rec.hash]
+                received.extend(here)
+                got = set(map(id, here))
+                pending = [rec for rec in pending if id(rec) not in got]
+        rnd += 1
+    for rec in pending:
+        if rec.rr_next < rnd:
+            rec.rr_next = rnd  # rounds below were decided without receiving rec: never test them again
+    return received
+
+
+def _receive(graph: Hashgraph, rec: EventRecord) -> bool:
     """Find rec's round received if it has one yet; True when found."""
     rnd = rec.rr_next if rec.rr_next > rec.round else rec.round + 1
     found = False
@@ -45,13 +78,8 @@ def _receive(graph: Hashgraph, rec: EventRecord, ancestor: Callable[[EventRecord
         if info is None or not info.decided:
             break
         witnesses = info.famous_unique
-        if len(witnesses) < graph.peer_info(rnd)[2]:
-            found = False
-        elif not graph.anc.forkers:
-            # A column added after this round was decided holds no ancestor of its witnesses.
-            found = rec.col < len(info.min_la) and info.min_la[rec.col] >= rec.index
-        else:
-            found = all(ancestor(w, rec) for w in witnesses)
+        if len(witnesses) >= graph.peer_info(rnd)[2]:
+            found = all(graph.anc.ancestor(w, rec) for w in witnesses)
         if found:
             rec.round_received = rnd
             graph.received.setdefault(rnd, []).append(rec)

@@ -48,7 +48,12 @@ class PeerSet:
 
     @property
     def hash(self) -> bytes:
-        return crypto.sha256(codec.pack(list(self.members)))
+        """Computed once (every block carries it): the set is immutable."""
+        cached: bytes | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = crypto.sha256(codec.pack(list(self.members)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     @property
     def supermajority(self) -> int:

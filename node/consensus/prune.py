@@ -21,23 +21,30 @@ def prune(graph: Hashgraph, cutoff: int) -> int:
     anc = graph.anc
     cutoff = min(cutoff, graph.next_to_process)
     tops = graph.top_index
+    events, chains = anc.events, anc.chains
     for rnd in [r for r in graph.rounds if r < cutoff]:
         info = graph.rounds.pop(rnd)
         for rec in info.events:
-            chain = anc.chains[rec.col]
-            if rec.round_received is None or rec.index >= tops[rec.col]:
+            col, index = rec.col, rec.index
+            if rec.round_received is None or index >= tops[col]:
                 continue
-            slot = chain.get(rec.index)
+            chain = chains[col]
+            slot = chain.get(index)
             if slot is not None:
-                slot[:] = [r for r in slot if r is not rec]
-                if not slot:
-                    del chain[rec.index]
-            del anc.events[rec.hash]
-            rec.strongly_seen_prev = None
+                if len(slot) == 1 and slot[0] is rec:
+                    del chain[index]
+                else:
+                    slot[:] = [r for r in slot if r is not rec]
+                    if not slot:
+                        del chain[index]
+            del events[rec.hash]
+            rec.strongly_seen_prev = None  # a witness still referenced must not keep older ones alive
             rec.votes = None
             rec.tips = None
             dropped += 1
         graph.ordered_rounds.pop(rnd, None)
+    for stale in [r for r in graph._pcache if r < cutoff]:
+        del graph._pcache[stale]  # per-round cache: bounded like the rounds
     for rnd in range(graph.votes_cleared_upto, graph.first_undecided + 1):
         voted = graph.rounds.get(rnd)
         for w in voted.witnesses if voted is not None else ():
