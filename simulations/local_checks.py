@@ -1,0 +1,136 @@
+"""End-of-run invariants over the chains the monitor copied from every node.
+
+- agreement: every node of an origin has the same block hash and state hash at every index
+  (the state hash as stored by each node, read from `/block/{i}`, besides the block body's);
+- convergence: once the load stops, all nodes of an origin reach the same latest block;
+- no loss: every action a node acknowledged (202, or 200 with its receipt) is in every chain;
+- no double application: no action id appears twice in one chain.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import httpx
+import trio
+
+from simulations.local_monitor import Monitor, NodeWatch
+
+STATE_HASH_SAMPLE = 400  # indices whose stored state hash is read from every node
+
+
+def origin_watches(monitor: Monitor, origin: str) -> list[NodeWatch]:
+    return [w for w in monitor.watches.values() if w.node.origin == origin]
+
+
+def settled(monitor: Monitor, acked: dict[str, set[str]]) -> bool:
+    for origin, ids in acked.items():
+        watches = origin_watches(monitor, origin)
+        if not all(w.reachable for w in watches):
+            return False
+        if len({w.latest_block for w in watches}) != 1 or any(len(w.chain) != w.latest_block + 1 for w in watches):
+            return False
+        if not ids <= {a for row in watches[0].chain for a in row.action_ids}:
+            return False
+    return True
+
+
+async def settle(monitor: Monitor, acked: dict[str, set[str]], within: float) -> float | None:
+    """Seconds until every origin converged with all acknowledged actions committed, or None."""
+    start = trio.current_time()
+    with trio.move_on_after(within):
+        while True:
+            await monitor.tick()
+            if settled(monitor, acked):
+                return trio.current_time() - start
+            await trio.sleep(0.5)
+    return None
+
+
+def sample_indices(common: int) -> list[int]:
+    if common <= STATE_HASH_SAMPLE:
+        return list(range(common))
+    step = max(1, common // (STATE_HASH_SAMPLE // 2))
+    return sorted(set(range(0, common, step)) | set(range(common - STATE_HASH_SAMPLE // 2, common)))
+
+
+async def stored_state_hashes(client: httpx.AsyncClient, watch: NodeWatch, indices: list[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    limit = trio.Semaphore(4)
+
+    async def one(i: int) -> None:
+        async with limit:
+            response = await watch.get(client, f"/block/{i}")
+            out[i] = str(response.json().get("state_hash"))
+
+    async with trio.open_nursery() as nursery:
+        for i in indices:
+            nursery.start_soon(one, i)
+    return out
+
+
+async def check_origin(client: httpx.AsyncClient, monitor: Monitor, origin: str, acked: set[str],
+                       where: dict[str, Any]) -> dict[str, Any]:
+    watches = origin_watches(monitor, origin)
+    chains = {w.node.name: w.chain for w in watches}
+    common = min(len(c) for c in chains.values())
+    reference = watches[0].chain
+    disagreements = []
+    for w in watches[1:]:
+        for i in range(common):
+            a, b = reference[i], w.chain[i]
+            if (a.hash, a.state_hash, a.action_ids) != (b.hash, b.state_hash, b.action_ids):
+                disagreements.append({"index": i, "nodes": [watches[0].node.name, w.node.name]})
+                break
+    indices = sample_indices(common)
+    stored: dict[str, dict[int, str]] = {}
+    for w in watches:
+        try:
+            stored[w.node.name] = await stored_state_hashes(client, w, indices)
+        except (httpx.HTTPError, ValueError) as exc:
+            disagreements.append({"stored_state_hash_unreadable": w.node.name, "error": repr(exc)})
+    names = list(stored)
+    for name in names[1:]:
+        for i in indices:
+            if stored[name].get(i) != stored[names[0]].get(i):
+                disagreements.append({"index": i, "stored_state_hash": [names[0], name]})
+                break
+    missing = {}
+    doubles = {}
+    for w in watches:
+        counts = Counter(a for row in w.chain for a in row.action_ids)
+        lost = acked - set(counts)
+        if lost:
+            missing[w.node.name] = {"count": len(lost),
+                                    "examples": [{"id": a, "acked_by_at_path": where.get(a)} for a in sorted(lost)[:5]]}
+        twice = [a for a, c in counts.items() if c > 1]
+        if twice:
+            doubles[w.node.name] = {"count": len(twice), "examples": twice[:5]}
+    return {
+        "blocks": {name: len(c) for name, c in chains.items()},
+        "common_prefix": common,
+        "converged": len({len(c) for c in chains.values()}) == 1,
+        "stored_state_hashes_compared": len(indices),
+        "agreement": not disagreements,
+        "disagreements": disagreements[:10],
+        "acknowledged": len(acked),
+        "committed": len({a for row in reference for a in row.action_ids}),
+        "no_loss": not missing,
+        "missing": missing,
+        "no_double_apply": not doubles,
+        "double_applied": doubles,
+    }
+
+
+async def check_all(client: httpx.AsyncClient, monitor: Monitor, acked: dict[str, set[str]],
+                    where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`where` maps an action id to (node that acknowledged it, seconds into the load, path)."""
+    per_origin = {o: await check_origin(client, monitor, o, ids, where or {}) for o, ids in acked.items()}
+    return {
+        "origins": per_origin,
+        "agreement": all(v["agreement"] for v in per_origin.values()),
+        "converged": all(v["converged"] for v in per_origin.values()),
+        "no_loss": all(v["no_loss"] for v in per_origin.values()),
+        "no_double_apply": all(v["no_double_apply"] for v in per_origin.values()),
+    }
