@@ -12,13 +12,18 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
+import trio
+
 from node.crypto import PrivateKey
 from node.transport.endpoint import Endpoint, utc_now
 from node.transport.mtls import AnyOf, IssuedByCA, PeerAuthenticator, PeerInfo, TlsIdentity
 from node.trust.authority import CertificateAuthority
 from node.trust.bootstrap import AnySelfSigned
 from node.trust.certs import make_csr
+from node.trust.errors import TrustUsageError
 from node.trust.messages import CertificateDenied, CertificateIssued, decode, encode
+from node.trust.schedule import renew_time
+from node.trust.transparency import issued_at
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,18 @@ class CaService:
         """A certificate of this CA for the CA node's own key (sent with the CA certificate)."""
         cert = self.authority.sign(make_csr(key, self.authority.origin), self._clock())
         return TlsIdentity(cert, key.to_cryptography(), (self.authority.ca.certificate,))
+
+    async def run(self, key: PrivateKey, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep the CA node's own certificate fresh on the attached endpoint (renewed at two thirds of its life)."""
+        if self.endpoint is None:
+            raise TrustUsageError("attach the CA service to an endpoint before running it")
+        self.endpoint.set_identity(self.own_identity(key))
+        task_status.started()
+        while True:
+            current = self.endpoint.identity.certificate
+            renew_at = renew_time(current, issued_at(current))
+            await trio.sleep(max((renew_at - self._clock()).total_seconds(), 0.0))
+            self.endpoint.set_identity(self.own_identity(key))
 
     def policy(self) -> PeerAuthenticator:
         """Peers the CA node accepts: CA-issued ones (not revoked), and self-signed ones for bootstrap traffic."""

@@ -109,7 +109,7 @@ def new_node(key, authority, ca_key, ca_address, **options):
 async def running(*services):
     """Start services (endpoints, managers) in order; yield what each reported; stop them afterwards."""
     async with trio.open_nursery() as nursery:
-        started = [await nursery.start(s.run) for s in services]
+        started = [await nursery.start(getattr(s, "run", s)) for s in services]
         yield started
         nursery.cancel_scope.cancel()
 

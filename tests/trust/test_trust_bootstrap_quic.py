@@ -53,9 +53,7 @@ async def test_token_bootstrap_then_ca_only_peer_accepts(keys, authority, tmp_pa
     assert cert.serial_number in authority.issued
     assert load_certificate(ca_certificate_path(tmp_path).read_bytes()) == authority.ca.certificate
     assert authority.records[-1].action == "issued" and authority.records[-1].node_id == keys["a"].fingerprint
-    print(
-        f"\nself-signed -> ca-issued: {took * 1000:.1f} ms; to the CA-only peer: {connected * 1000:.1f} ms"
-    )
+    print(f"\nself-signed -> ca-issued: {took * 1000:.1f} ms; to the CA-only peer: {connected * 1000:.1f} ms")
 
 
 async def test_client_retries_until_the_ca_comes_up(keys, authority):
