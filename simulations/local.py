@@ -191,6 +191,7 @@ def build_report(opts: Options, kinds: list[str], cluster: LocalCluster, monitor
         "receipts_ok": s.receipts_ok, "receipts_rejected": dict(s.receipts_rejected),
         "latency_s": {"count": len(lat), "p50": percentile(lat, 0.5), "p90": percentile(lat, 0.9),
                       "p99": percentile(lat, 0.99), "max": max(lat, default=None)},
+        "ack_latency_s": {"p50": percentile(s.ack_latencies, 0.5), "p99": percentile(s.ack_latencies, 0.99)},
         "blocks": {o: invariants["origins"][o]["common_prefix"] for o in cluster.origins},
         "ready_max_s": round(max(ready.values()), 1),
         "settle_s": None if settle_s is None else round(settle_s, 1),

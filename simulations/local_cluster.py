@@ -136,7 +136,7 @@ class NodeProcess:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM (after SIGCONT if paused), then SIGKILL; returns the exit code if it exited itself."""
-        code = self.proc.returncode if self.proc is not None else None
+        code = self.proc.poll() if self.proc is not None else None
         if self.running:
             assert self.proc is not None
             if self.paused:

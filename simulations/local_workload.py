@@ -67,6 +67,7 @@ class WorkloadStats:
     acked: int = 0
     refused: Counter[str] = field(default_factory=Counter)  # HTTP status or error class -> count
     latencies: list[float] = field(default_factory=list)  # submit -> final receipt, seconds
+    ack_latencies: list[float] = field(default_factory=list)  # submit -> 202, seconds
     receipts_ok: int = 0
     receipts_rejected: Counter[str] = field(default_factory=Counter)
     acked_at: list[float] = field(default_factory=list)  # seconds since the workload began
@@ -128,6 +129,8 @@ class Workload:
             self.stats.refused[type(exc).__name__] += 1
             return False
         code = response.status_code
+        if code == 202:
+            self.stats.ack_latencies.append(trio.current_time() - t0)
         if code in (200, 202) or (code == 504 and wait):
             self._acked(actor.origin, env.action_id.hex(), t0, node.name, env.path)
             if code == 200:
