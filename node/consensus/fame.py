@@ -6,6 +6,7 @@ never change, so each (voter, candidate) pair is computed once however often con
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from node.consensus.records import EventRecord
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from node.consensus.hashgraph import Hashgraph
 
 COIN_PERIOD = 4
+_famous = attrgetter("famous")
 
 
 def coin(event_hash: bytes) -> bool:
@@ -44,7 +46,8 @@ def _cast(graph: Hashgraph, y: EventRecord, x: EventRecord) -> None:
         return
     d = y.round - x.round
     if d == 1:
-        votes[key] = graph.anc.see(y, x)
+        anc = graph.anc
+        votes[key] = y.la[x.col] >= x.index if not anc.forkers else anc.see(y, x)
         return
     voters = strongly_seen_previous(graph, y)
     yays = 0
@@ -54,7 +57,7 @@ def _cast(graph: Hashgraph, y: EventRecord, x: EventRecord) -> None:
     nays = len(voters) - yays
     vote = yays >= nays
     tally = yays if yays > nays else nays
-    sm_j = graph.peer_info(y.round)[2]
+    sm_j = graph.supermajority_at(y.round)
     if d % COIN_PERIOD != 0:
         if tally >= sm_j:
             x.famous = vote
@@ -81,20 +84,26 @@ def _close_round(graph: Hashgraph, rnd: int) -> bool:
     info = graph.rounds[rnd]
     if info.decided:
         return False
-    if any(w.famous is None for w in info.witnesses):
+    if None in map(_famous, info.witnesses):
         return False
-    if len(info.witnesses) < graph.peer_info(rnd)[2]:
+    if len(info.witnesses) < graph.supermajority_at(rnd):
         return False
     famous = [w for w in info.witnesses if w.famous]
-    per_creator: dict[bytes, int] = {}
-    for w in famous:
-        per_creator[w.creator] = per_creator.get(w.creator, 0) + 1
-    info.famous_unique = [w for w in famous if per_creator[w.creator] == 1]
+    if graph.anc.forkers:
+        per_creator: dict[bytes, int] = {}
+        for w in famous:
+            per_creator[w.creator] = per_creator.get(w.creator, 0) + 1
+        famous = [w for w in famous if per_creator[w.creator] == 1]
+    # (without forks a creator has at most one witness per round: every famous one is unique)
+    info.famous_unique = famous
     whitening = 0
-    for w in info.famous_unique:
+    for w in famous:
         whitening ^= int.from_bytes(w.hash, "big")
     info.whitening = whitening
-    info.min_la = [min(column) for column in zip(*(w.la for w in info.famous_unique), strict=True)]
+    if len(famous) > 1:
+        info.min_la = list(map(min, *(w.la for w in famous)))  # columnwise minimum, in C
+    else:
+        info.min_la = list(famous[0].la) if famous else []
     info.decided = True
     return True
 
@@ -110,9 +119,10 @@ def decide_fame(graph: Hashgraph) -> bool:
     for x in pending:
         if x.famous is None:
             _vote_on(graph, x)
+    rounds = graph.rounds
     for y in pending:
         for rnd in range(graph.first_undecided, y.round):
-            info = graph.rounds.get(rnd)
+            info = rounds.get(rnd)
             if info is None or info.decided:
                 continue
             for x in info.witnesses:
@@ -120,9 +130,11 @@ def decide_fame(graph: Hashgraph) -> bool:
                     _cast(graph, y, x)
     changed = False
     for rnd in range(graph.first_undecided, graph.last_round - 1):  # deciding r needs round r + 2
-        info = graph.rounds.get(rnd)
-        if info is not None and _close_round(graph, rnd):
+        if rnd in rounds and _close_round(graph, rnd):
             changed = True
-    while graph.round_decided(graph.first_undecided):
+    while True:
+        info = rounds.get(graph.first_undecided)
+        if info is None or not info.decided:
+            break
         graph.first_undecided += 1
     return changed

@@ -151,6 +151,10 @@ class Hashgraph:
         pc = self._peer_columns(rnd)
         return pc.peers, pc.cols, pc.supermajority
 
+    def supermajority_at(self, rnd: int) -> int:
+        """SM(|P(rnd)|)."""
+        return (self._pcache.get(rnd) or self._peer_columns(rnd)).supermajority
+
     def _peer_columns(self, rnd: int) -> _PeerColumns:
         cached = self._pcache.get(rnd)
         if cached is None:
@@ -500,6 +504,15 @@ class Hashgraph:
             internal_transactions=internal_transactions,
             block_signatures=block_signatures,
         )
+
+    def behind_memory(self, known: dict[bytes, int]) -> bool:
+        """Whether a peer with `known` lacks events this graph already pruned from memory (it
+        then needs them from storage, or a catch-up from a block)."""
+        for col, chain in enumerate(self.anc.chains):
+            have, top = known.get(self._creators[col], -1), self.top_index[col]
+            if top - have > len(chain):
+                return True
+        return False
 
     def events_since(self, known: dict[bytes, int], limit: int = 1000) -> list[Event]:
         """Events a peer with `known` lacks, in insertion (topological) order, at most `limit`."""

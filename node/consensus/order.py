@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.consensus.blocks import Block, OrderedRound, median_timestamp
-from node.consensus.event import InternalTransaction, PeerChange
+from node.consensus.event import PeerChange
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
 from node.consensus.records import EventRecord
 
@@ -47,7 +47,7 @@ def _receive_all(graph: Hashgraph, event_round: int, pending: list[EventRecord])
         info = graph.rounds.get(rnd)
         if info is None or not info.decided:
             break
-        if len(info.famous_unique) >= graph.peer_info(rnd)[2]:
+        if len(info.famous_unique) >= graph.supermajority_at(rnd):
             min_la = info.min_la
             width = len(min_la)  # a column added after round rnd was decided holds no ancestor
             here = [
@@ -78,7 +78,7 @@ def _receive(graph: Hashgraph, rec: EventRecord) -> bool:
         if info is None or not info.decided:
             break
         witnesses = info.famous_unique
-        if len(witnesses) >= graph.peer_info(rnd)[2]:
+        if len(witnesses) >= graph.supermajority_at(rnd):
             found = all(graph.anc.ancestor(w, rec) for w in witnesses)
         if found:
             rec.round_received = rnd
@@ -105,11 +105,9 @@ def _process(graph: Hashgraph, rnd: int) -> OrderedRound:
     received = graph.received.pop(rnd, [])
     whitening = info.whitening
     received.sort(key=lambda r: (r.lamport, int.from_bytes(r.hash, "big") ^ whitening))
-    transactions: list[bytes] = []
-    internal: list[InternalTransaction] = []
-    for rec in received:
-        transactions.extend(rec.event.transactions)
-        internal.extend(rec.event.internal_transactions)
+    events = [r.event for r in received]
+    transactions = [t for e in events for t in e.transactions]
+    internal = [t for e in events for t in e.internal_transactions]
     block = None
     if transactions or internal:
         block = Block(
@@ -123,9 +121,9 @@ def _process(graph: Hashgraph, rnd: int) -> OrderedRound:
         graph.next_block_index += 1
         if internal:
             _apply_membership(graph, block)
-    hashes = tuple(r.hash for r in received)
+    hashes = tuple([r.hash for r in received])
     graph.ordered_rounds[rnd] = hashes
-    return OrderedRound(rnd, hashes, tuple(r.event for r in received), block)
+    return OrderedRound(rnd, hashes, tuple(events), block)
 
 
 def process_rounds(graph: Hashgraph) -> list[OrderedRound]:
