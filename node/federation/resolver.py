@@ -132,8 +132,9 @@ class OriginResolver:
                 if origin not in self.static:
                     raise UntrustedPin(origin, reasons) from None
             else:
-                self._cache[origin] = found
-                return found
+                if found is not None:
+                    self._cache[origin] = found
+                    return found
         else:
             reasons.append("dns: no nameserver configured")
         static = self.static.get(origin)
@@ -147,7 +148,8 @@ class OriginResolver:
         error = OriginNotFound if definitive else ResolverUnavailable
         raise error(origin, reasons)
 
-    async def _from_dns(self, origin: str, reasons: list[str]) -> ResolvedOrigin:
+    async def _from_dns(self, origin: str, reasons: list[str]) -> ResolvedOrigin | None:
+        """The DNS answer, or None after `attempts` transient failures (each one noted in `reasons`)."""
         for attempt in range(self.attempts):
             if attempt:
                 await trio.sleep(self.retry_delay * 2 ** (attempt - 1))
@@ -155,7 +157,7 @@ class OriginResolver:
                 return await self._query_origin(origin)
             except _Transient as exc:
                 reasons.append(f"dns attempt {attempt + 1}: {exc}")
-        raise _Transient("no answer after retries")  # not reached by callers: they read `reasons`
+        return None
 
     async def _lookup(self, name: str, kind: str, *, required: bool) -> dns.resolver.Answer | None:
         assert self._resolver is not None
