@@ -165,9 +165,9 @@ class RequestTracker:
             raise UnknownRequest(f"a response for request {response.request_id.hex()[:16]}, which we did not send")
         if response.target_origin != record.request.target_origin:
             raise MismatchedMessage("the response comes from another origin than the request went to")
-        if record.outcome is None and now >= record.deadline:
-            self._time_out(record, now)  # the response's block is past the deadline: it lost the race
-        if record.outcome is not None:
+        if record.outcome is not None or now >= record.deadline:
+            # Decided already, or the response's block is past the deadline: it lost the race, and
+            # `advance(now)` reports the timeout (so the engine learns it in one place only).
             return None
         _check_proof(self._peer_sets, response.target_origin, response.target_block_proof, record.request.envelope_wire)
         record.outcome = Outcome(
