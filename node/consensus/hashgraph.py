@@ -248,24 +248,10 @@ class Hashgraph:
         rec.la = la
         if anc.forkers:
             anc.compute_fork_view(rec, [p for p in (sp, op) if p is not None])
-        rnd = rec.round = self._round_for(rec, sp, op)
+        rnd = rec.round = self._place(rec, sp, op)
         info = self.rounds.get(rnd)
         if info is None:
             info = self._round_info(rnd)
-        # The witnesses of its own and of the previous round that rec descends from.
-        wvec = pwvec = 0
-        if sp is not None:
-            if sp.round == rnd:
-                wvec, pwvec = sp.wvec, sp.pwvec
-            elif sp.round == rnd - 1:
-                pwvec = sp.wvec
-        if op is not None:
-            if op.round == rnd:
-                wvec |= op.wvec
-                pwvec |= op.pwvec
-            elif op.round == rnd - 1:
-                pwvec |= op.wvec
-        rec.pwvec = pwvec
         pc = self._pcache.get(rnd) or self._peer_columns(rnd)
         if col in pc.colset and (sp is None or rnd > sp.round):
             rec.witness = True
@@ -273,14 +259,13 @@ class Hashgraph:
                 # Fame will ask which witnesses of rnd - 1 this witness strongly sees.
                 prev = self.rounds.get(rnd - 1)
                 if prev is not None and self._peer_columns(rnd - 1).counted:
-                    hits = self._strongly_seen(rec, rnd - 1, pwvec)
+                    hits = self._strongly_seen(rec, rnd - 1, rec.pwvec)
                     rec.strongly_seen_prev = _witnesses_in(prev.witnesses, hits)
-            wvec |= 1 << (FIELD * len(info.witnesses))
+            rec.wvec |= 1 << (FIELD * len(info.witnesses))
             info.witnesses.append(rec)
             if info.decided:
                 rec.famous = False  # a late witness of a decided round is never famous
             self.pending_witnesses.append(rec)
-        rec.wvec = wvec
         info.events.append(rec)
         anc.events[event_hash] = rec
         if slot is None:
@@ -324,10 +309,24 @@ class Hashgraph:
                 self.last_round = rnd
         return info
 
-    def _round_for(self, rec: EventRecord, sp: EventRecord | None, op: EventRecord | None) -> int:
-        if sp is None and op is None:
-            return 0
-        pr = max(sp.round if sp is not None else -1, op.round if op is not None else -1)
+    def _place(self, rec: EventRecord, sp: EventRecord | None, op: EventRecord | None) -> int:
+        """rec's round; also sets its witness vectors as inherited from its parents."""
+        # pr: the parents' round; own/below: the parents' vectors for the witnesses of pr / pr - 1.
+        if sp is None:
+            if op is None:
+                return 0
+            pr, own, below = op.round, op.wvec, op.pwvec
+        elif op is None or sp.round > op.round:
+            pr, own, below = sp.round, sp.wvec, sp.pwvec
+            if op is not None and op.round == pr - 1:
+                below |= op.wvec
+        elif op.round > sp.round:
+            pr, own, below = op.round, op.wvec, op.pwvec
+            if sp.round == pr - 1:
+                below |= sp.wvec
+        else:
+            pr, own, below = sp.round, sp.wvec | op.wvec, sp.pwvec | op.pwvec
+        rec.wvec, rec.pwvec = own, below
         info = self.rounds.get(pr)
         if info is None:
             return pr
@@ -341,18 +340,18 @@ class Hashgraph:
                 if strongly_see(rec, w, pc.cols, sm):
                     count += 1
                     if count >= sm:
-                        return pr + 1
-            return pr
-        own = sp.wvec if sp is not None and sp.round == pr else 0
-        if op is not None and op.round == pr:
-            own |= op.wvec
-        if own.bit_count() < sm:
-            return pr  # x cannot strongly see a witness it does not descend from
-        hits = self._strongly_seen(rec, pr, own)
-        if hits.bit_count() < sm:
-            return pr
-        # Fame asks the witnesses of pr + 1 which witnesses of pr they strongly see: keep it.
-        rec.strongly_seen_prev = _witnesses_in(witnesses, hits)
+                        break
+            else:
+                return pr
+        else:
+            if own.bit_count() < sm:
+                return pr  # x cannot strongly see a witness it does not descend from
+            hits = self._strongly_seen(rec, pr, own)
+            if hits.bit_count() < sm:
+                return pr
+            # Fame asks the witnesses of pr + 1 which witnesses of pr they strongly see: keep it.
+            rec.strongly_seen_prev = _witnesses_in(witnesses, hits)
+        rec.wvec, rec.pwvec = 0, own  # no parent is in round pr + 1
         return pr + 1
 
     def _strongly_seen(self, x: EventRecord, q: int, own: int) -> int:
