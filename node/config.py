@@ -38,6 +38,7 @@ class Settings:
     heartbeat_interval: float = 1.0
     wait_for_truth: bool = False  # the truth becomes a blocking startup component
     plugins: str = "all"  # which layers' node/<pkg>/plugin.py to load: "all", "none" or "engine,api"
+    keep_rounds: int = 50  # processed consensus rounds kept in memory (older ones are served from disk)
 
     @property
     def config_file(self) -> Path:
@@ -166,6 +167,16 @@ def _plugins(value: object) -> str:
     return text
 
 
+def _keep_rounds(value: object) -> int:
+    try:
+        number = int(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"keep_rounds {value!r} is not an integer") from exc
+    if not 8 <= number <= 100_000:
+        raise ConfigError(f"keep_rounds {number} is out of range (8 .. 100000)")
+    return number
+
+
 PARSERS: dict[str, Callable[[object], Any]] = {
     "origin": _origin,
     "listen": _address,
@@ -178,6 +189,7 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "heartbeat_interval": _positive,
     "wait_for_truth": _bool,
     "plugins": _plugins,
+    "keep_rounds": _keep_rounds,
 }
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 import trio
 
+from node.consensus.event import Event
 from node.consensus.node_core import MemberCore, SyncOutcome
 from node.consensus.sync import EagerPush, SyncDecodeError, SyncRequest, SyncResponse, decode_message, encode_message
 from node.transport import PeerInfo, TransportError
@@ -35,7 +36,7 @@ class PeerAddress:
 
 
 class GossipSink(Protocol):
-    async def persist(self, outcome: SyncOutcome) -> None: ...
+    async def persist(self, outcome: SyncOutcome, received: tuple[Event, ...]) -> None: ...
 
     def blocks_ready(self) -> None: ...
 
@@ -73,6 +74,7 @@ class GossipService:
         *,
         rng: random.Random | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        archive: Callable[[SyncRequest], Awaitable[SyncResponse | None]] | None = None,
     ) -> None:
         self.core = core
         self.transport = transport
@@ -81,6 +83,7 @@ class GossipService:
         self.sink = sink
         self.rng = rng if rng is not None else random.Random()
         self.clock_ns = clock_ns
+        self.archive = archive  # answers requests for events pruned from memory (from disk)
         self.stats = GossipStats()
         self._wake = trio.Event()
 
@@ -101,12 +104,15 @@ class GossipService:
             if message.from_id != address.public_key:
                 self._penalise(peer.node_id, "sync request names another member as its sender")
                 raise SyncDecodeError("sync request names another member as its sender")
-            reply = encode_message(self.core.handle_sync_request(message))
+            response = await self.archive(message) if self.archive is not None else None
+            if response is None:
+                response = self.core.handle_sync_request(message)
+            reply = encode_message(response)
             self.stats.bytes_sent += len(reply)
             return reply
         if isinstance(message, EagerPush):
             outcome = self.core.handle_eager_push(address.public_key, message, self.clock_ns())
-            await self._after(address, outcome)
+            await self._after(address, outcome, message.events)
             return b""
         self._penalise(peer.node_id, f"unexpected gossip message {type(message).__name__}")
         raise SyncDecodeError(f"unexpected {type(message).__name__}")
@@ -154,16 +160,16 @@ class GossipService:
         self.stats.bytes_received += len(reply)
         self.sink.peer_heard(address.node_id)
         outcome = self.core.handle_sync_response(address.public_key, message, self.clock_ns())
-        await self._after(address, outcome)
+        await self._after(address, outcome, message.events)
         if outcome.more:
             self._wake.set()
 
-    async def _after(self, address: PeerAddress, outcome: SyncOutcome) -> None:
+    async def _after(self, address: PeerAddress, outcome: SyncOutcome, received: tuple[Event, ...]) -> None:
         self.stats.events_received += len(outcome.inserted)
         if outcome.penalise:
             reasons = {exc.reason.name for _, exc in outcome.rejected}
             self._penalise(address.node_id, f"sent invalid events ({', '.join(sorted(reasons))})")
-        await self.sink.persist(outcome)  # our own new event is on disk before anyone sees it
+        await self.sink.persist(outcome, received)  # our own new event is on disk before anyone sees it
         if outcome.new_blocks:
             self.sink.blocks_ready()
         if outcome.push is not None and not outcome.penalise:

@@ -32,17 +32,23 @@ def decode_block(data: bytes) -> Block:
         raise RecordError(f"stored block does not decode: {exc}") from exc
 
 
-def topological(events: Iterable[Event]) -> list[Event]:
-    """Order stored events so every parent comes before its children.
+def topological(events: Iterable[Event], *, outside_known: bool = False) -> list[Event]:
+    """Order events so every parent comes before its children.
 
     Per creator, events are taken in index order; a creator's next event waits until its
-    other-parent is placed.  Events whose parents never appear are left out (they were pruned
-    history or a damaged store) and insertion would reject them anyway.
+    other-parent is placed.  With `outside_known`, a parent that is not in `events` counts as
+    already known (a batch for a peer that holds everything before it); otherwise events whose
+    parents never appear are left out (pruned history or a damaged store), as insertion would
+    reject them anyway.
     """
     chains: dict[bytes, deque[Event]] = {}
-    for event in sorted(events, key=lambda e: (e.creator, e.index)):
+    batch = list(events)
+    for event in sorted(batch, key=lambda e: (e.creator, e.index)):
         chains.setdefault(event.creator, deque()).append(event)
     placed: set[bytes] = set()
+    if outside_known:
+        inside = {e.hash for e in batch}
+        placed = _Outside(inside)
     out: list[Event] = []
     progress = True
     while progress:
@@ -58,3 +64,14 @@ def topological(events: Iterable[Event]) -> list[Event]:
                 out.append(event)
                 progress = True
     return out
+
+
+class _Outside(set[bytes]):
+    """A `placed` set in which every hash outside the batch counts as placed."""
+
+    def __init__(self, inside: set[bytes]) -> None:
+        super().__init__()
+        self.inside = inside
+
+    def __contains__(self, item: object) -> bool:
+        return item not in self.inside or super().__contains__(item)

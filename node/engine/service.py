@@ -26,7 +26,9 @@ from node.consensus.hashgraph import Hashgraph
 from node.consensus.node_core import MemberCore, SyncOutcome, TransactionRefused
 from node.consensus.peers import PeerSchedule, PeerSet
 from node.consensus.policy import SelfEventPolicy
+from node.consensus.sync import SyncRequest, SyncResponse
 from node.engine.apply import AppliedBlock, BlockApplier
+from node.engine.archive import events_from_store
 from node.engine.genesis import Genesis, Member, load_genesis
 from node.engine.gossip import GossipService, PeerAddress
 from node.engine.identity import HomeIdentity, load_identity
@@ -40,7 +42,6 @@ from node.transport import Endpoint
 
 log = structlog.get_logger("consensus")
 
-KEEP_ROUNDS = 50  # processed rounds kept in memory; older ones live only in the store
 HEARD_WINDOW_S = 15.0  # a peer counts as connected if we exchanged gossip this recently
 BUSY_HEARTBEAT_NS = 10_000_000
 IDLE_HEARTBEAT_NS = 1_000_000_000
@@ -88,7 +89,7 @@ class ConsensusEngine:
         self.origin = self.genesis.origin
         self.peers = peer_addresses(self.genesis, ctx.key.fingerprint, ctx.settings.peers)
         self.peer_set = PeerSet.of(self.genesis.public_keys)
-        self.graph = Hashgraph(PeerSchedule(self.peer_set), keep_rounds=KEEP_ROUNDS)
+        self.graph = Hashgraph(PeerSchedule(self.peer_set), keep_rounds=ctx.settings.keep_rounds)
         self.core = MemberCore(ctx.key, self.graph, SelfEventPolicy(BUSY_HEARTBEAT_NS, IDLE_HEARTBEAT_NS))
         self.chain: ChainStore | None = None
         self.applier: BlockApplier | None = None
@@ -143,7 +144,7 @@ class ConsensusEngine:
                 authenticator=self.identity.authenticator,
                 handler=self._handle,
             )
-            self.gossip = GossipService(self.core, self.endpoint, self.peers, self)
+            self.gossip = GossipService(self.core, self.endpoint, self.peers, self, archive=self._from_archive)
             view = self.view = self._make_view(chain)
             self.block_listeners.append(lambda ab: view.block_applied(ab.block.index, ab.result))
             api = ApiService(view, bind=self.ctx.settings.api, home=self.ctx.home)
@@ -196,6 +197,16 @@ class ConsensusEngine:
             for p in self.peers
         ]
 
+    async def _from_archive(self, request: SyncRequest) -> SyncResponse | None:
+        """A sync response read from disk when the peer lacks events pruned from memory."""
+        if self.chain is None or not self.graph.behind_memory(request.known):
+            return None
+        chain, creators, known = self.chain, self.genesis.public_keys, self.graph.known()
+        events = await trio.to_thread.run_sync(
+            events_from_store, chain, creators, request.known, known, self.core.sync_limit
+        )
+        return SyncResponse(tuple(events), known, True) if events else None
+
     async def _handle(self, peer: Any, payload: bytes) -> bytes:
         assert self.gossip is not None
         return await self.gossip.handle(peer, payload)
@@ -210,7 +221,7 @@ class ConsensusEngine:
 
     # -- GossipSink ---------------------------------------------------------------------------------
 
-    async def persist(self, outcome: SyncOutcome) -> None:
+    async def persist(self, outcome: SyncOutcome, received: tuple[Event, ...]) -> None:
         if self.chain is None:
             return
         chain = self.chain
@@ -220,10 +231,10 @@ class ConsensusEngine:
             # a different event at the same index after the restart (a fork by an honest node).
             e = outcome.created
             chain.put_events([(e.hash, e.creator, e.index, e.to_wire())])
-        rows = []
-        for h in outcome.inserted:
-            event = self.graph.event(h)
-            rows.append((h, event.creator, event.index, event.to_wire()))
+        # From the received events, not the graph: the consensus run that inserted them may
+        # already have pruned them from memory (a node catching up on old rounds).
+        inserted = set(outcome.inserted)
+        rows = [(e.hash, e.creator, e.index, e.to_wire()) for e in received if e.hash in inserted]
         if rows:
             await trio.to_thread.run_sync(chain.put_events, rows)
 

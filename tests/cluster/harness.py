@@ -52,8 +52,11 @@ class NodeProc:
     def api(self) -> str:
         return f"http://{self.api_address}"
 
+    extra_env: dict[str, str] = field(default_factory=dict)
+
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NODE_")}
+        env.update(self.extra_env)
         self.log_path = self.home / "node.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
