@@ -79,24 +79,45 @@ def _serial(records: OriginRecords) -> int:
 
 
 class ZoneAnswerer:
-    """Answers queries; rebuilds its table only when the records change."""
+    """Answers queries; rebuilds its table only when the records change.
 
-    def __init__(self) -> None:
+    dnspython spends most of an answer rendering names, so rendered answers are cached: an answer
+    is a pure function of the records and the query's bytes after its 2-byte id, so a cached one
+    is reused with the new query's id in front. The cache is bounded and dropped on any change.
+    """
+
+    def __init__(self, cache_size: int = 1024) -> None:
         self._records: OriginRecords | None = None
         self._table: Table = {}
         self._names: set[dns.name.Name] = set()
+        self._rendered: dict[bytes, bytes] = {}
+        self._cache_size = cache_size
 
     def _table_for(self, records: OriginRecords) -> Table:
         if records != self._records:
             self._table = build_table(records)
             self._names = {name for name, _ in self._table}
             self._records = records
+            self._rendered.clear()
         return self._table
 
     def answer(self, data: bytes, records: OriginRecords | None) -> bytes | None:
         """The response to one query datagram, or None to stay silent. `records` None means SERVFAIL."""
-        if len(data) > MAX_QUERY_BYTES:
+        if len(data) > MAX_QUERY_BYTES or len(data) < 12:
             return None
+        if records is not None:
+            self._table_for(records)
+            cached = self._rendered.get(data[2:])
+            if cached is not None:
+                return data[:2] + cached
+        response = self._render(data, records)
+        if response is not None and records is not None:
+            if len(self._rendered) >= self._cache_size:
+                self._rendered.clear()  # crude but bounded: a flood of distinct queries costs renders, not memory
+            self._rendered[data[2:]] = response[2:]
+        return response
+
+    def _render(self, data: bytes, records: OriginRecords | None) -> bytes | None:
         try:
             query = dns.message.from_wire(data)
         except Exception:  # dnspython raises many types on garbage; none of them deserve an answer

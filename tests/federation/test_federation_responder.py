@@ -127,3 +127,18 @@ async def test_other_zone_refused_over_udp(responder):
         dns.message.make_query("example.com.", "A"), address[0], port=address[1], timeout=5
     )
     assert reply.rcode() == dns.rcode.REFUSED
+
+
+def test_cached_answers_carry_the_new_query_id(ca_alpha):
+    records, answerer = make_records(ca_alpha), ZoneAnswerer()
+    first = dns.message.make_query(SERVICE, "SRV")
+    second = dns.message.make_query(SERVICE, "SRV")
+    second.id = (first.id + 1) % 65536
+    one = answerer.answer(first.to_wire(), records)
+    two = answerer.answer(second.to_wire(), records)
+    assert one[2:] == two[2:] and one[:2] != two[:2]
+    assert dns.message.from_wire(two).id == second.id
+    # A change of the records drops the cache: the next answer shows the new endpoints.
+    fewer = make_records(ca_alpha, count=1)
+    three = dns.message.from_wire(answerer.answer(second.to_wire(), fewer))
+    assert len(three.answer[0]) == 1
