@@ -103,6 +103,8 @@ class ConsensusEngine:
         self.block_listeners: list[Any] = []  # callables(AppliedBlock), run in the Trio thread
         self.view: NodeView | None = None
         self.series: TimeSeriesWriter | None = None
+        self._rounds_counted = 0
+        self._bytes_counted = (0, 0, 0)  # gossip bytes sent, received, errors already in the metrics
         self._blocks_ready = trio.Event()
 
     # -- start ------------------------------------------------------------------------------------
@@ -235,8 +237,27 @@ class ConsensusEngine:
         # already have pruned them from memory (a node catching up on old rounds).
         inserted = set(outcome.inserted)
         rows = [(e.hash, e.creator, e.index, e.to_wire()) for e in received if e.hash in inserted]
+        self._count(outcome)
         if rows:
             await trio.to_thread.run_sync(chain.put_events, rows)
+
+    def _count(self, outcome: SyncOutcome) -> None:
+        if self.view is None:
+            return
+        metrics = self.view.metrics
+        metrics.events_inserted.inc(len(outcome.inserted) + (outcome.created is not None))
+        for _, rejection in outcome.rejected:
+            metrics.events_rejected.labels(rejection.reason.name.lower()).inc()
+        decided = self.graph.next_to_process
+        if decided > self._rounds_counted:
+            metrics.rounds_decided.inc(decided - self._rounds_counted)
+            self._rounds_counted = decided
+        if self.gossip is not None:
+            stats = self.gossip.stats
+            metrics.gossip_bytes.labels("sent").inc(stats.bytes_sent - self._bytes_counted[0])
+            metrics.gossip_bytes.labels("received").inc(stats.bytes_received - self._bytes_counted[1])
+            metrics.gossip_errors.labels("sync").inc(stats.sync_errors - self._bytes_counted[2])
+            self._bytes_counted = (stats.bytes_sent, stats.bytes_received, stats.sync_errors)
 
     def blocks_ready(self) -> None:
         self._blocks_ready.set()

@@ -87,6 +87,15 @@ async def test_four_nodes_agree_and_survive_a_stopped_member(tmp_path: Path) -> 
         assert shortest >= 1
         assert all(c[:shortest] == chains[0][:shortest] for c in chains), "nodes disagree on a block"
 
+        # The engine feeds the node's Prometheus metrics.
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(cluster.nodes[0].api + "/metrics")).text
+        values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                  if line and not line.startswith("#") and len(line.split()) == 2}
+        assert values["node_events_inserted_total"] > 0
+        assert values["node_rounds_decided_total"] > 0
+        assert values['node_gossip_bytes_total{direction="received"}'] > 0
+
         # One member stops: three of four are still a supermajority and keep deciding.
         stopped = cluster.nodes[3]
         assert stopped.stop() == 0
