@@ -72,3 +72,12 @@ class ConflictingRequest(TrackerRefusal):
 
 class MismatchedMessage(TrackerRefusal):
     """A message whose fields contradict each other or the request it answers."""
+
+
+class OriginUnreachable(FederationError):
+    """No endpoint of the origin answered; `reasons` says what each one did."""
+
+    def __init__(self, origin: str, reasons: list[str]) -> None:
+        self.origin = origin
+        self.reasons = list(reasons)
+        super().__init__(f"no node of origin {origin!r} answered: " + "; ".join(reasons or ["no endpoint"]))

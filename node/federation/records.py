@@ -16,6 +16,7 @@ certificate in its TLS chain (see `node.federation.pinning`).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -58,7 +59,7 @@ def is_node_id(label: str) -> bool:
     return len(label) == NODE_ID_CHARS and all(c in "0123456789abcdef" for c in label)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class NodeEndpoint:
     """One node of an origin: its id (certificate key fingerprint) and its QUIC address (an IP literal)."""
 
@@ -101,3 +102,17 @@ class OriginRecords:
                 raise FederationUsageError(f"a CA pin is {PIN_BYTES} bytes (SHA-256), not {len(pin)}")
         if not 0 <= self.ttl <= 86400:
             raise FederationUsageError(f"ttl {self.ttl} is outside 0..86400 seconds")
+
+
+def origin_records(
+    origin: str,
+    nodes: Iterable[tuple[str, str, int]],
+    ca_certificates: Iterable[x509.Certificate],
+    *,
+    versions: tuple[int, ...] = (PROTOCOL_VERSION,),
+    ttl: int = DEFAULT_TTL,
+) -> OriginRecords:
+    """What the engine publishes: `(node_id, ip, port)` of each member and the CA certificate(s) in use."""
+    endpoints = tuple(sorted(NodeEndpoint(node_id, host, port) for node_id, host, port in nodes))
+    pins = tuple(sorted({ca_pin(cert) for cert in ca_certificates}))
+    return OriginRecords(origin, endpoints, pins, versions, ttl)
