@@ -134,14 +134,20 @@ class NodeProcess:
                 return pid
         return None
 
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM (after SIGCONT if paused), then SIGKILL; returns the exit code if it exited itself."""
-        code = self.proc.poll() if self.proc is not None else None
+    def terminate(self) -> None:
+        """SIGTERM once (a second SIGTERM makes the node exit at once, skipping its shutdown)."""
         if self.running:
-            assert self.proc is not None
             if self.paused:
                 self.resume()
             self.send(signal.SIGTERM)
+
+    def stop(self, timeout: float = 15.0, *, terminated: bool = False) -> int | None:
+        """SIGTERM (after SIGCONT if paused), then SIGKILL; returns the exit code if it exited itself."""
+        if not terminated:
+            self.terminate()
+        code = self.proc.poll() if self.proc is not None else None
+        if self.running:
+            assert self.proc is not None
             try:
                 code = self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -192,12 +198,10 @@ class LocalCluster:
     def stop_all(self) -> dict[str, int | None]:
         codes = {}
         for n in self.nodes:  # SIGTERM all first so they shut down in parallel
-            if n.paused:
-                n.resume()
-            n.send(signal.SIGTERM)
+            n.terminate()
         deadline = time.monotonic() + 15
         for n in self.nodes:
-            codes[n.name] = n.stop(timeout=max(0.5, deadline - time.monotonic()))
+            codes[n.name] = n.stop(timeout=max(0.5, deadline - time.monotonic()), terminated=True)
         return codes
 
     async def wait_ready(self, client: httpx.AsyncClient, within: float = 120.0,
