@@ -123,6 +123,7 @@ class Hashgraph:
         self.pruned_below = 0  # rounds below this one were dropped from memory
         self.votes_cleared_upto = 0
         self._pcache: dict[int, _PeerColumns] = {}
+        self._pcols_by_set: dict[PeerSet, _PeerColumns] = {}
         for member in peers.all_members():
             self._add_column(member)
 
@@ -136,6 +137,7 @@ class Hashgraph:
         self.anc.chains.append({})
         self.top_index.append(-1)
         self._pcache.clear()  # `every_column` and `chains` depend on the columns
+        self._pcols_by_set.clear()
         for rec in self.anc.events.values():  # rare: a member joined; keep coordinates uniform
             rec.la.append(-1)
 
@@ -143,6 +145,7 @@ class Hashgraph:
         """Register a peer set effective from `effective_round` (membership changes, tests)."""
         self.peers.set_from(effective_round, peers)
         self._pcache.clear()
+        self._pcols_by_set.clear()
         for member in peers.members:
             self._add_column(member)
 
@@ -159,13 +162,16 @@ class Hashgraph:
         cached = self._pcache.get(rnd)
         if cached is None:
             ps = self.peers.at(rnd)
-            cols = [self._col_of[m] for m in ps.members]
-            sm, top = ps.supermajority, 1 << (FIELD - 1)
-            cached = _PeerColumns(
-                ps, cols, sm, frozenset(cols), len(cols) == len(self._creators),
-                [self.anc.chains[c] for c in cols], len(cols) <= MAX_COUNTED_MEMBERS,
-                _fields(top - sm, len(cols)), _fields(top, len(cols)),
-            )
+            cached = self._pcols_by_set.get(ps)
+            if cached is None:  # built once per peer set: rounds only point at it
+                cols = [self._col_of[m] for m in ps.members]
+                sm, top = ps.supermajority, 1 << (FIELD - 1)
+                cached = _PeerColumns(
+                    ps, cols, sm, frozenset(cols), len(cols) == len(self._creators),
+                    [self.anc.chains[c] for c in cols], len(cols) <= MAX_COUNTED_MEMBERS,
+                    _fields(top - sm, len(cols)), _fields(top, len(cols)),
+                )
+                self._pcols_by_set[ps] = cached
             self._pcache[rnd] = cached
         return cached
 
@@ -182,38 +188,41 @@ class Hashgraph:
         col = self._col_of.get(event.creator)
         if col is None:
             raise EventRejected(RejectReason.UNKNOWN_CREATOR, event.creator.hex()[:16])
-        events = self.anc.events
+        anc = self.anc
+        events = anc.events
+        index = event.index
         sp = op = None
-        if event.index < 0:
+        if index < 0:
             raise EventRejected(RejectReason.WRONG_INDEX, "negative index")
         if event.self_parent is None:
-            if event.index != 0:
-                raise EventRejected(RejectReason.WRONG_INDEX, f"index {event.index} without a self-parent")
+            if index != 0:
+                raise EventRejected(RejectReason.WRONG_INDEX, f"index {index} without a self-parent")
         else:
             sp = events.get(event.self_parent)
             if sp is None:
-                chain = self.anc.chains[col]
-                if chain and event.index - 1 < min(chain):
+                chain = anc.chains[col]
+                if chain and index - 1 < min(chain):
                     raise EventRejected(RejectReason.TOO_OLD, "self-parent was pruned")
                 raise EventRejected(RejectReason.UNKNOWN_PARENT, "self-parent " + event.self_parent.hex()[:16])
-            if sp.creator != event.creator:
+            if sp.col != col:  # (columns and creators correspond one to one)
                 raise EventRejected(RejectReason.SELF_PARENT_BY_OTHER_CREATOR)
-            if event.index != sp.index + 1:
-                raise EventRejected(RejectReason.WRONG_INDEX, f"index {event.index} after {sp.index}")
+            if index != sp.index + 1:
+                raise EventRejected(RejectReason.WRONG_INDEX, f"index {index} after {sp.index}")
         if event.other_parent is not None:
             op = events.get(event.other_parent)
             if op is None:
                 raise EventRejected(RejectReason.UNKNOWN_PARENT, "other-parent " + event.other_parent.hex()[:16])
-            if op.creator == event.creator:
+            if op.col == col:
                 raise EventRejected(RejectReason.OTHER_PARENT_BY_SAME_CREATOR)
-        slot = self.anc.chains[col].get(event.index)
-        if slot is None and event.index <= self.top_index[col]:
-            # Every index up to the top was inserted once; no slot means it was pruned, so this
-            # would be an undetectable (and useless) late branch.
-            raise EventRejected(RejectReason.TOO_OLD, f"index {event.index} was pruned")
-        if slot is not None and len(slot) >= self.max_branches:
+        slot = anc.chains[col].get(index)
+        if slot is None:
+            if index <= self.top_index[col]:
+                # Every index up to the top was inserted once; no slot means it was pruned, so this
+                # would be an undetectable (and useless) late branch.
+                raise EventRejected(RejectReason.TOO_OLD, f"index {index} was pruned")
+        elif len(slot) >= self.max_branches:
             self.fork_rejections[event.creator] = self.fork_rejections.get(event.creator, 0) + 1
-            raise EventRejected(RejectReason.FORK_LIMIT, f"branch {len(slot) + 1} at index {event.index}")
+            raise EventRejected(RejectReason.FORK_LIMIT, f"branch {len(slot) + 1} at index {index}")
         if self.verify_signatures and not event.verify_signature():
             raise EventRejected(RejectReason.BAD_SIGNATURE)
         return col, sp, op, slot
@@ -234,7 +243,7 @@ class Hashgraph:
             self.fork_evidence.append((slot[0].event, event))
             anc.forkers.add(col)
         if sp is not None and op is not None:
-            la = [a if a > b else b for a, b in zip(sp.la, op.la, strict=True)]
+            la = [a if a > b else b for a, b in zip(sp.la, op.la, strict=False)]  # equal lengths; strict costs
             rec.lamport = (sp.lamport if sp.lamport > op.lamport else op.lamport) + 1
         elif sp is not None:
             la = sp.la.copy()
@@ -258,7 +267,7 @@ class Hashgraph:
             if rec.strongly_seen_prev is None and rnd > 0 and not anc.forkers:
                 # Fame will ask which witnesses of rnd - 1 this witness strongly sees.
                 prev = self.rounds.get(rnd - 1)
-                if prev is not None and self._peer_columns(rnd - 1).counted:
+                if prev is not None and (self._pcache.get(rnd - 1) or self._peer_columns(rnd - 1)).counted:
                     hits = self._strongly_seen(rec, rnd - 1, rec.pwvec)
                     rec.strongly_seen_prev = _witnesses_in(prev.witnesses, hits)
             rec.wvec |= 1 << (FIELD * len(info.witnesses))
