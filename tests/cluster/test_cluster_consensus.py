@@ -6,12 +6,17 @@ the other three keep deciding; restarted, it comes back to the same chain.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from node.actions import Envelope
 from node.crypto import PrivateKey
@@ -20,6 +25,10 @@ from node.storage.timeseries import BlockRow, LatencyRow, TimeSeriesStore
 from .harness import Cluster, NodeProc, eventually
 
 pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 ORIGIN = "alpha.example"
 
@@ -60,6 +69,30 @@ def summary(blocks: list[dict[str, Any]]) -> list[tuple[int, str, str, list[str]
     ]
 
 
+async def check_dag_page_in_chromium(node: NodeProc) -> None:
+    """The live DAG page of a running node, rendered by a real headless Chromium: no console
+    errors, and the origin's events drawn (one clickable dot per event)."""
+    if not HAVE_CHROMIUM:
+        warnings.warn(f"NO CHROMIUM at {CHROMIUM}: the DAG page of a running origin was not rendered", stacklevel=1)
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "cluster_dag_page.png"
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", "--enable-logging=stderr", "--v=0",
+             "--window-size=1400,900", "--virtual-time-budget=5000"]
+    dom = await trio.run_process([*flags, "--dump-dom", node.api + "/"], capture_stdout=True,
+                                 capture_stderr=True, check=False)
+    await trio.run_process([*flags, f"--screenshot={shot}", node.api + "/"], capture_stdout=True,
+                           capture_stderr=True, check=False)
+    log = dom.stderr.decode(errors="replace")
+    errors = [ln for ln in log.splitlines() if "CONSOLE" in ln and ("Error" in ln or "Uncaught" in ln)]
+    assert errors == [], errors
+    html = dom.stdout.decode(errors="replace")
+    dots = re.findall(r"<circle[^>]*>", html)
+    assert len(dots) >= 4, f"no events drawn on the page ({len(dots)} circles)"
+    assert shot.exists() and shot.stat().st_size > 1000
+
+
 async def committed_ids(cluster: Cluster, node: NodeProc) -> set[str]:
     ids: set[str] = set()
     for _, _, _, txs in summary(await chain_of(cluster, node)):
@@ -95,6 +128,8 @@ async def test_four_nodes_agree_and_survive_a_stopped_member(tmp_path: Path) -> 
         assert values["node_events_inserted_total"] > 0
         assert values["node_rounds_decided_total"] > 0
         assert values['node_gossip_bytes_total{direction="received"}'] > 0
+
+        await check_dag_page_in_chromium(cluster.nodes[1])
 
         # One member stops: three of four are still a supermajority and keep deciding.
         stopped = cluster.nodes[3]
