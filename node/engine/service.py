@@ -318,6 +318,8 @@ class ConsensusEngine:
             if phases.phase is Phase.CA_ISSUED and len(self.connected_peers()) + 1 >= self.peer_set.supermajority:
                 phases.fire(Trigger.CONSENSUS_JOINED)
                 log.info("consensus joined", peers=len(self.connected_peers()))
+            if self.view is not None:
+                self.view.metrics.redis_bridge_up.set(1 if self.ctx.redis.up else 0)
             await trio.sleep(0.5)
 
     def describe(self) -> dict[str, Any]:

@@ -128,6 +128,7 @@ async def test_four_nodes_agree_and_survive_a_stopped_member(tmp_path: Path) -> 
         assert values["node_events_inserted_total"] > 0
         assert values["node_rounds_decided_total"] > 0
         assert values['node_gossip_bytes_total{direction="received"}'] > 0
+        assert values["node_redis_bridge_up"] == 1
 
         await check_dag_page_in_chromium(cluster.nodes[1])
 
