@@ -36,6 +36,10 @@ class ResolverUnavailable(ResolutionError):
     """DNS failed (timeouts, no usable nameserver) after the retries, and no static entry helped."""
 
 
+class IncompatibleOrigin(ResolutionError):
+    """The origin publishes protocol versions, none of which we speak."""
+
+
 class UntrustedPin(ResolutionError):
     """The origin's CA pin from DNS matches no fingerprint configured for it (DNSSEC is not validated)."""
 

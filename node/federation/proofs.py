@@ -88,9 +88,11 @@ def valid_signers(proof: BlockProof, peers: PeerSet) -> set[bytes]:
     """The distinct members of `peers` with a valid signature over the proof's block."""
     message = crypto.tagged(BLOCK_SIGNATURE_DOMAIN, proof.block.hash)
     signers: set[bytes] = set()
+    tried: set[bytes] = set()  # one verification per member, however often a proof repeats it
     for sig in proof.signatures:
-        if sig.validator in signers or sig.validator not in peers or sig.block_index != proof.block.index:
+        if sig.validator in tried or sig.validator not in peers or sig.block_index != proof.block.index:
             continue
+        tried.add(sig.validator)
         if crypto.verify("ed25519", sig.validator, message, sig.signature):
             signers.add(sig.validator)
     return signers

@@ -30,6 +30,7 @@ import trio
 
 from node.federation.errors import (
     FederationUsageError,
+    IncompatibleOrigin,
     OriginNotFound,
     ResolutionError,
     ResolverUnavailable,
@@ -37,6 +38,7 @@ from node.federation.errors import (
 )
 from node.federation.records import (
     PIN_BYTES,
+    PROTOCOL_VERSION,
     TLSA_MATCHING_SHA256,
     TLSA_SELECTOR_SPKI,
     TLSA_USAGE_TRUST_ANCHOR,
@@ -132,7 +134,12 @@ class OriginResolver:
                 if origin not in self.static:
                     raise UntrustedPin(origin, reasons) from None
             else:
-                if found is not None:
+                if found is not None and PROTOCOL_VERSION not in found.versions:
+                    reasons.append(f"dns: the origin speaks protocol versions {list(found.versions)}, we speak "
+                                   f"{PROTOCOL_VERSION}")
+                    if origin not in self.static:
+                        raise IncompatibleOrigin(origin, reasons)
+                elif found is not None:
                     self._cache[origin] = found
                     return found
         else:

@@ -20,7 +20,8 @@ it is older than the request's deadline.
 - `admit(request, now, sender_origin=None)` returns NEW (check passed: order the envelope in our
   chain), PENDING (a retry of a request still being decided: do nothing) or ANSWERED with the
   recorded response (a retry or replay after completion is answered identically, byte for byte);
-- `complete(response, now)` records our chain's answer for a request;
+- `complete(response, now, envelope_wire)` records our chain's answer for a request (on every
+  node, as the block that executed it is applied);
 - records are kept for `retention_ns` of consensus time after completion; a request whose
   envelope expired is refused (`RequestExpired`), so with a retention of at least the longest
   envelope lifetime a replay can never be executed twice.
@@ -192,7 +193,7 @@ class Admission(Enum):
 
 @dataclass
 class _Incoming:
-    request: FederatedRequest
+    envelope_wire: bytes
     expiry_ns: int
     response: FederatedResponse | None = None
     completed_at: int | None = None
@@ -225,7 +226,7 @@ class IncomingRequests:
             raise MismatchedMessage(f"node of {sender_origin!r} sent a request as {request.source_origin!r}")
         known = self._records.get(request.request_id)
         if known is not None:
-            if known.request.envelope_wire != request.envelope_wire:
+            if known.envelope_wire != request.envelope_wire:
                 raise ConflictingRequest("a request id was reused with a different envelope")
             if known.response is not None:
                 return Admission.ANSWERED, known.response
@@ -236,14 +237,26 @@ class IncomingRequests:
         if len(self._records) >= self.max_tracked:
             raise Overloaded(f"{len(self._records)} incoming requests are tracked already")
         _check_proof(self._peer_sets, request.source_origin, request.source_block_proof, request.envelope_wire)
-        self._records[request.request_id] = _Incoming(request, expiry)
+        self._records[request.request_id] = _Incoming(request.envelope_wire, expiry)
         return Admission.NEW, None
 
-    def complete(self, response: FederatedResponse, now: int) -> None:
-        """Record our chain's answer to an admitted request (the first answer stays)."""
+    def complete(self, response: FederatedResponse, now: int, envelope_wire: bytes | None = None) -> None:
+        """Record our chain's answer to a request (the first answer stays).
+
+        Every node of the origin should call this when it applies the block that executed a
+        federated envelope, passing `envelope_wire`: then a retry reaching any node is answered
+        from the record, not only a retry reaching the node that admitted the request.
+        """
         record = self._records.get(response.request_id)
         if record is None:
-            raise UnknownRequest(f"request {response.request_id.hex()[:16]} was never admitted")
+            if envelope_wire is None:
+                raise UnknownRequest(f"request {response.request_id.hex()[:16]} was never admitted")
+            envelope = Envelope.from_wire(envelope_wire)
+            if envelope.action_id != response.request_id:
+                raise FederationUsageError("the response is not for this envelope")
+            record = self._records[response.request_id] = _Incoming(envelope_wire, envelope.expiry_ns)
+        elif envelope_wire is not None and envelope_wire != record.envelope_wire:
+            raise ConflictingRequest("a request id was reused with a different envelope")
         if record.response is None:
             record.response = response
             record.completed_at = now

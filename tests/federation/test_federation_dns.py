@@ -13,7 +13,7 @@ import dns.rdatatype
 import pytest
 import trio
 
-from node.federation.errors import OriginNotFound, ResolverUnavailable, UntrustedPin
+from node.federation.errors import IncompatibleOrigin, OriginNotFound, ResolverUnavailable, UntrustedPin
 from node.federation.records import NodeEndpoint, OriginRecords, ca_pin
 from node.federation.resolver import OriginResolver
 from node.federation.responder import DnsResponder
@@ -178,3 +178,12 @@ async def test_port_zero_reports_the_bound_port(ca_alpha):
         assert address[0] == "127.0.0.1" and address[1] > 0
         nursery.cancel_scope.cancel()
 
+
+
+async def test_incompatible_protocol_version(responder, clock, ca_alpha):
+    _, zone, address = responder
+    zone.records = dataclasses.replace(zone.records, versions=(7,))
+    with pytest.raises(IncompatibleOrigin, match=r"speaks protocol versions \[7\]"):
+        await OriginResolver([address], clock=clock, trust_dns_pins=True).resolve(ORIGIN)
+    zone.records = dataclasses.replace(zone.records, versions=(1, 7))  # also speaks ours: fine
+    assert (await OriginResolver([address], clock=clock, trust_dns_pins=True).resolve(ORIGIN)).versions == (1, 7)

@@ -337,3 +337,25 @@ def test_incoming_records_pruned_by_consensus_time():
     # After pruning, a replay is refused because its envelope expired long ago.
     with pytest.raises(RequestExpired):
         incoming.admit(request_for(done), T0 + 150 * NS)
+
+
+def test_completion_learned_from_the_chain_answers_retries_on_every_node():
+    # A node that never admitted the request learns the answer as it applies beta's block.
+    other_node = IncomingRequests(BETA, peer_sets)
+    env = envelope()
+    answer = response_for(env)
+    other_node.complete(answer, T0, envelope_wire=env.to_wire())
+    state, replayed = other_node.admit(request_for(env), T0 + NS)
+    assert state is Admission.ANSWERED and replayed == answer
+    with pytest.raises(ConflictingRequest):
+        other_node.complete(answer, T0, envelope_wire=envelope(2).to_wire())
+
+
+def test_a_repeated_member_is_verified_once():
+    p = proof(BETA_KEYS, BETA_PEERS, [b"tx"], signers=BETA_KEYS[:2])
+    bad = BlockSignature(BETA_KEYS[2].public, p.block.index, bytes(64))
+    good = p.block.sign(BETA_KEYS[2])
+    # The prover's first signature for a member is the one that counts.
+    with pytest.raises(ProofError):
+        verify_proof(dataclasses.replace(p, signatures=p.signatures + (bad, good)), [BETA_PEERS])
+    assert verify_proof(dataclasses.replace(p, signatures=p.signatures + (good, bad)), [BETA_PEERS]) is BETA_PEERS
