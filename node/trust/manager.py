@@ -71,9 +71,11 @@ class TrustManager:
         revocation_poll: float | None = None,
         backoff: Backoff | None = None,
         renew_fraction: float = RENEW_FRACTION,
+        renew_jitter: Callable[[], float] = lambda: 0.0,
         on_issued: Callable[[x509.Certificate], None] = lambda cert: None,
         on_renewed: Callable[[x509.Certificate], None] = lambda cert: None,
         on_revoked: Callable[[], None] = lambda: None,
+        on_expired: Callable[[], None] = lambda: None,
         on_peer_revoked: Callable[[str], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -93,11 +95,13 @@ class TrustManager:
             origin=origin,
             ca_fingerprint=ca_fingerprint,
             renew_fraction=renew_fraction,
+            renew_jitter=renew_jitter,
             backoff=backoff,
         )
         self._on_issued = on_issued
         self._on_renewed = on_renewed
         self._on_revoked = on_revoked
+        self._on_expired = on_expired
         self._on_peer_revoked = on_peer_revoked or (lambda node_id: endpoint.disconnect(node_id, "certificate revoked"))
         self._wake = trio.Event()
         self.attempts = 0
@@ -223,9 +227,16 @@ class TrustManager:
     async def _certificate_loop(self) -> None:
         while True:
             now = self._clock()
-            wait = (self.decisions.next_request_at(now) - now).total_seconds()
-            if wait > 0:
-                with trio.move_on_after(wait):
+            if self.decisions.expired(now):
+                log.error("our CA certificate expired before it could be renewed; back to the self-signed phase")
+                self.decisions.drop()
+                self._enter_self_signed()
+                self._on_expired()
+            due = self.decisions.next_request_at(now)
+            expiry = self.decisions.expires_at()
+            wait = (min(due, expiry) if expiry is not None else due) - now
+            if wait.total_seconds() > 0:
+                with trio.move_on_after(wait.total_seconds()):
                     await self._wake.wait()
                 self._wake = trio.Event()
                 continue

@@ -1,8 +1,8 @@
 """Messages of the certificate service, as frozen dataclasses encoded through `node.codec`.
 
-On the wire each message is a canonical msgpack map whose `t` names its type (`trust/...`), so a
-node's handler can recognise bootstrap traffic (the only traffic a self-signed peer may send)
-without decoding anything else.
+On the wire each message is the canonical msgpack `[kind, map]` with a kind starting `trust/`, so a
+node's handler recognises bootstrap traffic (the only traffic a self-signed peer may send) from the
+first bytes, without decoding anything.
 """
 
 from __future__ import annotations
@@ -61,27 +61,27 @@ TrustMessage = CertificateRequest | CertificateIssued | CertificateDenied | Revo
 
 
 def encode(message: TrustMessage) -> bytes:
+    kind: str
     body: dict[str, Any]
     if isinstance(message, CertificateRequest):
-        body = {"t": "trust/csr", "csr": message.csr_pem, "token": message.token}
+        kind, body = "trust/csr", {"csr": message.csr_pem, "token": message.token}
     elif isinstance(message, CertificateIssued):
-        body = {"t": "trust/issued", "cert": message.cert_pem, "ca": message.ca_pem}
+        kind, body = "trust/issued", {"cert": message.cert_pem, "ca": message.ca_pem}
     elif isinstance(message, CertificateDenied):
-        body = {"t": "trust/denied", "code": message.code, "reason": message.reason}
+        kind, body = "trust/denied", {"code": message.code, "reason": message.reason}
     elif isinstance(message, RevocationsRequest):
-        body = {"t": "trust/revocations?"}
+        kind, body = "trust/revocations?", {}
     else:
-        body = {"t": "trust/revocations", "revoked": message.revoked.to_record(), "owners": dict(message.owners)}
-    return codec.pack(body)
+        kind, body = "trust/revocations", {"revoked": message.revoked.to_record(), "owners": dict(message.owners)}
+    return codec.pack([kind, body])
+
+
+_HEAD = b"\x92"  # a msgpack array of two; then the kind as a short string (one header byte)
 
 
 def is_trust_message(payload: bytes) -> bool:
-    """Cheap check: a msgpack map whose `t` starts with `trust/` (fully validated by `decode`)."""
-    try:
-        value = codec.unpack(payload)
-    except codec.DecodeError:
-        return False
-    return isinstance(value, dict) and isinstance(value.get("t"), str) and value["t"].startswith(PREFIX)
+    """Constant-time recognition (no decoding): `[<kind starting with trust/>, {...}]` (validated by `decode`)."""
+    return len(payload) > 8 and payload[:1] == _HEAD and 0xA0 <= payload[1] <= 0xBF and payload[2:8] == b"trust/"
 
 
 def _bytes(body: dict[str, Any], name: str, limit: int = MAX_PEM) -> bytes:
@@ -105,9 +105,9 @@ def decode(payload: bytes) -> TrustMessage:
         body = codec.unpack(payload)
     except codec.DecodeError as exc:
         raise MalformedTrustMessage(str(exc)) from exc
-    if not isinstance(body, dict):
-        raise MalformedTrustMessage("a trust message is a map")
-    kind = body.get("t")
+    if not isinstance(body, list) or len(body) != 2 or not isinstance(body[1], dict):
+        raise MalformedTrustMessage("a trust message is [kind, map]")
+    kind, body = body
     if kind == "trust/csr":
         return CertificateRequest(_bytes(body, "csr"), _text(body, "token", optional=True, limit=200))
     if kind == "trust/issued":

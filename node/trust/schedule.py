@@ -84,12 +84,14 @@ class TrustDecisions:
         origin: str,
         ca_fingerprint: str,
         renew_fraction: float = RENEW_FRACTION,
+        renew_jitter: Callable[[], float] = lambda: 0.0,
         backoff: Backoff | None = None,
     ) -> None:
         self.node_id = node_id
         self.origin = origin
         self.ca_fingerprint = ca_fingerprint.lower().replace(":", "")
         self.renew_fraction = renew_fraction
+        self._renew_jitter = renew_jitter  # in [0, 1): renew up to 10 % earlier, so a fleet does not renew at once
         self.backoff = backoff or Backoff()
         self.credential: Credential | None = None
         self.revoked = RevocationSet()
@@ -126,7 +128,8 @@ class TrustDecisions:
         """Hold a checked certificate; True when it is our first (the phase changes to ca-issued)."""
         self.check(cert, ca, now)
         first = self.credential is None
-        self.credential = Credential(cert, ca, renew_time(cert, now, self.renew_fraction))
+        fraction = self.renew_fraction * (1 - 0.1 * self._renew_jitter())
+        self.credential = Credential(cert, ca, renew_time(cert, now, fraction))
         self.retry_at = None
         self.backoff.reset()
         self.unreachable_reported = False
@@ -139,8 +142,17 @@ class TrustDecisions:
             due = max(due, self.retry_at)
         return due
 
+    def expires_at(self) -> dt.datetime | None:
+        return None if self.credential is None else self.credential.certificate.not_valid_after_utc
+
     def expired(self, now: dt.datetime) -> bool:
-        return self.credential is not None and now >= self.credential.certificate.not_valid_after_utc
+        expiry = self.expires_at()
+        return expiry is not None and now >= expiry
+
+    def drop(self) -> None:
+        """Give up the credential (it expired unrenewed): back to self-signed, asking the CA at once."""
+        self.credential = None
+        self.retry_at = None
 
     def failed(self, now: dt.datetime) -> tuple[float, bool]:
         """A request failed: (seconds until the next try, whether this is the first failure in a row)."""

@@ -42,9 +42,9 @@ class CaService:
         self.endpoint: Endpoint | None = None
         self.refusals: list[CertificateDenied] = []  # what we refused, for logs and tests
 
-    def own_identity(self, key: PrivateKey) -> TlsIdentity:
+    def own_identity(self, key: PrivateKey, lifetime: dt.timedelta | None = None) -> TlsIdentity:
         """A certificate of this CA for the CA node's own key (sent with the CA certificate)."""
-        cert = self.authority.sign(make_csr(key, self.authority.origin), self._clock())
+        cert = self.authority.sign(make_csr(key, self.authority.origin), self._clock(), lifetime)
         return TlsIdentity(cert, key.to_cryptography(), (self.authority.ca.certificate,))
 
     async def run(self, key: PrivateKey, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -51,12 +51,12 @@ def free_udp_port() -> int:
         return sock.getsockname()[1]
 
 
-def ca_node(authority, key, port=0):
+def ca_node(authority, key, port=0, lifetime=None):
     """The CA-holding node: its own CA certificate, CA-issued peers and self-signed bootstrap traffic."""
     service = CaService(authority)
     endpoint = Endpoint(
         bind=("127.0.0.1", port),
-        identity=service.own_identity(key),
+        identity=service.own_identity(key, lifetime),
         authenticator=service.policy(),
         handler=bootstrap_gate(echo, service.handler),
         limits=FAST,
@@ -87,7 +87,7 @@ def new_node(key, authority, ca_key, ca_address, **options):
     endpoint = Endpoint(
         bind=("127.0.0.1", 0),
         identity=TlsIdentity.self_signed(key, ORIGIN, utc_now()),
-        authenticator=IssuedByCA(authority.ca.certificate, ORIGIN),  # replaced by the manager at start
+        authenticator=IssuedByCA(authority.ca.certificate, ORIGIN),  # replaced below
         handler=bootstrap_gate(echo, refuse_trust),
         limits=FAST,
     )
@@ -102,6 +102,9 @@ def new_node(key, authority, ca_key, ca_address, **options):
         request_timeout=2.0,
         **options,
     )
+    # the self-signed phase the daemon starts in: bootstrap identity and policy
+    endpoint.set_identity(manager.bootstrap_identity())
+    endpoint.set_authenticator(manager.bootstrap_policy())
     return endpoint, manager
 
 

@@ -36,7 +36,6 @@ async def test_token_bootstrap_then_ca_only_peer_accepts(keys, authority, tmp_pa
             keys["a"], authority, keys["ca"], ca_address, token=token, home=tmp_path, on_issued=lambda c: issued.set()
         )
         async with running(a):
-            manager._enter_self_signed()  # the phase the daemon starts in, before the manager runs
             with pytest.raises(PeerRefused):
                 await a.request(keys["b"].fingerprint, b_address, b"before")
             started = trio.current_time()
@@ -48,7 +47,7 @@ async def test_token_bootstrap_then_ca_only_peer_accepts(keys, authority, tmp_pa
                 connected = trio.current_time() - started
     assert answer == b"echo:after"
     assert manager.phase == "ca-issued"
-    assert [t for t, _ in manager.transitions] == ["self-signed", "self-signed", "ca-issued"]
+    assert [t for t, _ in manager.transitions] == ["self-signed", "ca-issued"]
     cert = load_certificate(issued_certificate_path(tmp_path).read_bytes())
     assert cert.serial_number in authority.issued
     assert load_certificate(ca_certificate_path(tmp_path).read_bytes()) == authority.ca.certificate
@@ -84,7 +83,6 @@ async def test_bad_requests_are_refused_with_a_reason(keys, authority):
     async with running(ca_endpoint) as (ca_address,):
         a, manager = new_node(keys["a"], authority, keys["ca"], ca_address, token=good)
         async with running(a):
-            manager._enter_self_signed()
             # a CSR naming another origin
             other = CertificateRequest(csr_pem(make_csr(keys["a"], "beta.example")), good)
             answer = await ask(a, keys["ca"], ca_address, other)
