@@ -25,7 +25,7 @@ from node.errors import InvalidInput
 from node.transport.connection import Address
 from node.transport.endpoint import Endpoint, utc_now
 from node.transport.errors import RequestTimeout, TransportError
-from node.transport.mtls import AnyOf, IssuedByCA, TlsIdentity
+from node.transport.mtls import AnyOf, IssuedByCA, PeerAuthenticator, TlsIdentity
 from node.trust.bootstrap import bootstrap_policy
 from node.trust.certs import certificate_pem, csr_pem, load_certificate, make_csr
 from node.trust.errors import DENIALS, RequestDenied, TrustError
@@ -40,6 +40,7 @@ from node.trust.messages import (
     encode,
 )
 from node.trust.schedule import RENEW_FRACTION, Backoff, RevocationUpdate, TrustDecisions
+from node.trust.transparency import DEFAULT_GRACE, RecordedOnChain
 from node.trust.verify import RevocationSet
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class TrustManager:
         self._on_revoked = on_revoked
         self._on_expired = on_expired
         self._on_peer_revoked = on_peer_revoked or (lambda node_id: endpoint.disconnect(node_id, "certificate revoked"))
+        self._recorded: tuple[frozenset[int], dt.timedelta] | None = None
         self._wake = trio.Event()
         self.attempts = 0
         self.last_error: str | None = None
@@ -169,6 +171,12 @@ class TrustManager:
             self._on_peer_revoked(node_id)
         return update
 
+    def set_recorded_serials(self, serials: frozenset[int], grace: dt.timedelta = DEFAULT_GRACE) -> None:
+        """From now on refuse CA-issued peers whose certificate is not on the chain `grace` after issuance."""
+        self._recorded = (serials, grace)
+        if self.decisions.credential is not None:
+            self.endpoint.set_authenticator(self._issued_policy())
+
     # -- internals ---------------------------------------------------------------------------------
 
     async def _ask(self, payload: bytes) -> object:
@@ -178,10 +186,13 @@ class TrustManager:
             raise RequestTimeout(f"the CA {self.ca_node_id} did not answer within {self._request_timeout}s")
         return decode(reply)
 
-    def _issued_policy(self) -> IssuedByCA:
+    def _issued_policy(self) -> PeerAuthenticator:
         credential = self.decisions.credential
         assert credential is not None
-        return IssuedByCA(credential.ca, self.origin, self.decisions.revoked, self._members)
+        policy = IssuedByCA(credential.ca, self.origin, self.decisions.revoked, self._members)
+        if self._recorded is None:
+            return policy
+        return RecordedOnChain(policy, *self._recorded)
 
     def _enter_self_signed(self) -> None:
         self.endpoint.set_identity(self.bootstrap_identity())

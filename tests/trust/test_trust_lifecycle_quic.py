@@ -184,3 +184,24 @@ async def test_unrenewed_expiry_falls_back_to_self_signed_then_recovers(keys, au
                 checked = True
     assert checked
     assert [what for what, _ in manager.transitions][:4] == ["self-signed", "ca-issued", "self-signed", "ca-issued"]
+
+
+async def test_certificate_not_on_the_chain_after_the_grace_period_is_refused(keys, authority, tmp_path):
+    authority.members = frozenset({keys["a"].fingerprint, keys["b"].fingerprint})
+    service, ca_endpoint = ca_node(authority, keys["ca"])
+    async with running(ca_endpoint) as (ca_address,):
+        a, a_manager = new_node(keys["a"], authority, keys["ca"], ca_address)
+        b, b_manager = new_node(keys["b"], authority, keys["ca"], ca_address)
+        async with running(a, b, a_manager, b_manager) as (_, b_address, _, _):
+            await wait_until(lambda: a_manager.phase == "ca-issued" and b_manager.phase == "ca-issued")
+            b_manager.set_recorded_serials(frozenset(), grace=dt.timedelta(0))
+            with trio.fail_after(5):
+                while True:
+                    try:
+                        await a.request(keys["b"].fingerprint, b_address, b"x")
+                    except PeerRefused as exc:
+                        if "not on the chain" in exc.reason:
+                            break
+                    await trio.sleep(0.05)
+            b_manager.set_recorded_serials(frozenset({a_manager.decisions.credential.serial}), grace=dt.timedelta(0))
+            assert await request_until_ok(a, keys["b"].fingerprint, b_address, b"y") == b"echo:y"

@@ -90,3 +90,20 @@ def test_revocations_name_peers_to_drop_and_our_own_loss(ca):
     ours = d.learn(RevocationSet().revoke_serial(5), owners={5: KEY.fingerprint})
     assert ours.self_revoked and ours.disconnect == frozenset() and not d.issued
     assert d.next_request_at(NOW) == NOW
+
+
+def test_renewal_jitter_renews_up_to_ten_percent_earlier(ca):
+    d = decisions(ca, renew_jitter=lambda: 0.999)
+    d.accept(issue(ca, seconds=600), ca.certificate, NOW)
+    renew_in = (d.next_request_at(NOW) - NOW).total_seconds()
+    assert 359 < renew_in < 361  # 2/3 * 600 * (1 - 0.1)
+
+
+def test_an_expired_credential_is_dropped_and_asked_for_again(ca):
+    d = decisions(ca)
+    d.accept(issue(ca, seconds=6), ca.certificate, NOW)
+    d.failed(NOW + dt.timedelta(seconds=4))
+    assert d.expires_at() == NOW + dt.timedelta(seconds=6)
+    assert d.expired(NOW + dt.timedelta(seconds=6))
+    d.drop()
+    assert not d.issued and d.expires_at() is None and d.next_request_at(NOW) == NOW
