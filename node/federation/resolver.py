@@ -103,6 +103,7 @@ class OriginResolver:
             resolver.timeout = timeout
             resolver.lifetime = timeout
             resolver.cache = None  # we cache ourselves, by the injected clock
+            resolver.use_edns(0, 0, 1232)  # dnspython asks without EDNS by default: 512-byte answers
             self._resolver = resolver
         self.queries = 0  # DNS queries sent (tests check caching with it)
 

@@ -5,7 +5,9 @@ deserves no answer (garbage, or a response: answering those would let two server
 authoritative only for its own origin: other names get REFUSED, unknown names in the origin
 NXDOMAIN, known names without the asked type an empty NOERROR (both with the SOA, so resolvers can
 cache the negative answer). Answers fit the client's UDP size (512 bytes without EDNS, at most
-1232 with it) or come back truncated (TC) for the client to retry over TCP, which we do not serve.
+1232 with it): the glue addresses of SRV targets are left out first, and only an answer section
+that still does not fit comes back truncated (TC) for a retry over TCP, which we do not serve.
+With EDNS that leaves room for about 20 node endpoints per origin (SRV targets are not compressed).
 """
 
 from __future__ import annotations
@@ -136,6 +138,13 @@ class ZoneAnswerer:
             response.set_rcode(dns.rcode.SERVFAIL)
         else:
             self._fill(response, query.question[0], records)
+        try:
+            return response.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            # Glue is optional (the resolver asks for addresses it lacks): drop it before truncating.
+            response.additional.clear()
+        except dns.exception.DNSException:
+            return None
         try:
             return response.to_wire(max_size=limit, prefer_truncation=True)
         except dns.exception.DNSException:

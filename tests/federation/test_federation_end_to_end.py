@@ -27,7 +27,7 @@ from .conftest import FakeClock, utc_now
 ALPHA, BETA = "alpha.example", "beta.example"
 NOW = utc_now()
 T0 = 1_800_000_000 * NS
-FAST = Limits(request_timeout=3.0, handshake_timeout=0.5, redial_backoff_min=0.05, redial_backoff_max=0.2)
+FAST = Limits(request_timeout=5.0, handshake_timeout=1.5, redial_backoff_min=0.05, redial_backoff_max=0.2)
 
 
 class Origin:
