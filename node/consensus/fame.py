@@ -120,10 +120,21 @@ def decide_fame(graph: Hashgraph) -> bool:
         if x.famous is None:
             _vote_on(graph, x)
     rounds = graph.rounds
+    no_forks = not graph.anc.forkers
     for y in pending:
         for rnd in range(graph.first_undecided, y.round):
             info = rounds.get(rnd)
             if info is None or info.decided:
+                continue
+            if no_forks and rnd == y.round - 1:
+                # First-round votes, inlined (the most common): y votes for what it descends from.
+                votes = y.votes
+                if votes is None:
+                    votes = y.votes = {}
+                la = y.la
+                for x in info.witnesses:
+                    if x.famous is None and x.hash not in votes:
+                        votes[x.hash] = la[x.col] >= x.index
                 continue
             for x in info.witnesses:
                 if x.famous is None:
