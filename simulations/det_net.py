@@ -171,9 +171,9 @@ class NodeLink:
 
     async def request(self, node_id: str, address: tuple[str, int], payload: bytes) -> bytes:
         del address  # routing is by node id
-        if not self.net.connected(self.me, self.net.index(node_id)):
-            if (self.me, self.net.index(node_id)) in self.net.penalised:
-                raise PeerRefused(f"{node_id} is penalised")
+        until = self.net.penalised.get((self.me, self.net.index(node_id)))
+        if until is not None and trio.current_time() < until:  # as the endpoint: refused at once
+            raise PeerRefused(f"node {node_id} is penalised")
         return await self.net.request(self.me, node_id, payload)
 
     def penalise(self, node_id: str, seconds: float, reason: str) -> None:

@@ -42,6 +42,7 @@ class FaultRecord:
     healed_s: float | None = None
     recovered_s: float | None = None  # seconds from heal to recovered
     target_block: int | None = None
+    block_at_start: int | None = None  # the rest of the origin's latest block when the fault began
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None
 
@@ -52,7 +53,10 @@ class FaultRecord:
             "recovered_after_heal_s": None if self.recovered_s is None else round(self.recovered_s, 2),
             "recovery_limit_s": limit,
             "recovered_in_time": self.skipped is None and self.recovered_s is not None and self.recovered_s <= limit,
-            "target_block": self.target_block, "notes": self.notes, "skipped": self.skipped,
+            "target_block": self.target_block,
+            "blocks_during_fault": None if self.target_block is None or self.block_at_start is None
+            else self.target_block - self.block_at_start,
+            "notes": self.notes, "skipped": self.skipped,
         }
 
 
@@ -90,6 +94,7 @@ class FaultRunner:
                 record.skipped = SKIPPED[kind]
                 continue
             self.current = f"{kind} {node.name}"
+            record.block_at_start = self.origin_latest(node.origin, exclude=node)
             await self.inject(kind, node, record)
             record.healed_s = self.monitor.elapsed()
             record.target_block = self.origin_latest(node.origin, exclude=node)

@@ -163,7 +163,8 @@ def write_report(out: Path, report: dict[str, Any], graph: dict[str, Any] | None
     inv = report["invariants"]
     verdict = "PASS" if report["ok"] else "FAIL"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>local simulation report</title>
-<style>body{{font-family:sans-serif;max-width:760px;margin:1em auto}}table{{border-collapse:collapse;font-size:12px}}
+<style>body{{font-family:sans-serif;max-width:980px;margin:1em auto}}table{{border-collapse:collapse;font-size:12px}}
+td{{word-break:break-word}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}.pass{{color:#2ca02c}}.fail{{color:#d62728}}</style>
 </head><body><h1>Local simulation: <span class="{verdict.lower()}">{verdict}</span></h1>
 <p>{html.escape(json.dumps(report["config"]))}</p>
