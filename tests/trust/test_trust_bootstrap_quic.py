@@ -1,6 +1,7 @@
 """The phased trust bootstrap on real QUIC endpoints (127.0.0.1) with real certificates."""
 
 import datetime as dt
+import logging
 
 import pytest
 import trio
@@ -55,7 +56,8 @@ async def test_token_bootstrap_then_ca_only_peer_accepts(keys, authority, tmp_pa
     print(f"\nself-signed -> ca-issued: {took * 1000:.1f} ms; to the CA-only peer: {connected * 1000:.1f} ms")
 
 
-async def test_client_retries_until_the_ca_comes_up(keys, authority):
+async def test_client_retries_until_the_ca_comes_up(keys, authority, caplog):
+    caplog.set_level(logging.INFO, logger="node.trust.manager")
     token = authority.tokens.issue(seeded_rng(8), utc_now())
     port = free_udp_port()
     a, manager = new_node(keys["a"], authority, keys["ca"], ("127.0.0.1", port), token=token)
@@ -68,6 +70,11 @@ async def test_client_retries_until_the_ca_comes_up(keys, authority):
         async with running(ca_endpoint):
             await wait_until(lambda: manager.phase == "ca-issued", seconds=5)
             took = trio.current_time() - up
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "CA unreachable" in warnings[0].getMessage()  # said once
+    progress = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any("certificate attempt 2 failed" in m for m in progress)
+    assert any("CA certificate" in m and "obtained" in m for m in progress)
     print(f"\nCA up -> ca-issued: {took * 1000:.1f} ms after {manager.attempts} attempts")
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from cryptography import x509
 
 from node.trust import load_certificate, verify_issued
 
@@ -48,6 +49,9 @@ def ca_dir(tmp_path, node):
 
 def test_init_issue_show_revoke(tmp_path, ca_dir, node):
     assert stat.S_IMODE(os.stat(ca_dir / "ca.key").st_mode) == 0o600
+    ca_cert = load_certificate((ca_dir / "ca.crt").read_bytes())
+    limits = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    assert limits.permitted_subtrees == [x509.DNSName(ORIGIN)]  # the CA may only name the origin's hosts
     home = tmp_path / "home"
     from node.runtime.home import Home, init_home
 
