@@ -12,7 +12,7 @@ one when a node is unreachable or refused.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import trio
 
@@ -59,10 +59,14 @@ class OriginDirectory:
                 log.warning("%s", exc)
         return failures
 
+    def pinned_policy(self) -> PinnedOrigins:
+        """Nodes of the known origins, each by its pinned CA key (without our own origin's policy)."""
+        pins = {origin: found.ca_pins for origin, found in self._known.items() if found.ca_pins}
+        return PinnedOrigins(pins, self.revoked)
+
     def authenticator(self) -> PeerAuthenticator:
         """Our own policy, or a node of a known origin by its pinned CA key."""
-        pins = {origin: found.ca_pins for origin, found in self._known.items() if found.ca_pins}
-        return AnyOf((self.own_policy, PinnedOrigins(pins, self.revoked)))
+        return AnyOf((self.own_policy, self.pinned_policy()))
 
     async def send(self, endpoint: Endpoint, origin: str, payload: bytes) -> bytes:
         """Send `payload` to some node of `origin` and return its answer; try each node once."""
@@ -91,16 +95,20 @@ class OriginDirectory:
 
     async def run(
         self,
-        endpoint: Endpoint,
+        endpoint: Endpoint | None = None,
         *,
         interval: float = DEFAULT_REFRESH_SECONDS,
+        on_refresh: Callable[[OriginDirectory], None] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Refresh every `interval` seconds and install the resulting policy on `endpoint`."""
-        await self.refresh()
-        endpoint.set_authenticator(self.authenticator())
-        task_status.started()
+        """Refresh every `interval` seconds; after each refresh install `authenticator()` on `endpoint`
+        (when given) and call `on_refresh` (for an owner that composes the endpoint's policy itself)."""
         while True:
-            await trio.sleep(interval)
             await self.refresh()
-            endpoint.set_authenticator(self.authenticator())
+            if endpoint is not None:
+                endpoint.set_authenticator(self.authenticator())
+            if on_refresh is not None:
+                on_refresh(self)
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            await trio.sleep(interval)

@@ -162,3 +162,28 @@ async def test_send_fails_clearly():
         with trio.fail_after(10), pytest.raises(OriginUnreachable, match=node[0]):
             await directory.send(alpha.endpoint, BETA, b"x")
         nursery.cancel_scope.cancel()
+
+
+async def test_directory_refreshes_on_its_interval(autojump_clock):
+    async def handler(peer, payload):
+        return b""
+
+    alpha = Origin(ALPHA, handler)
+    beta_ca = OriginCA.generate(BETA, NOW - dt.timedelta(days=1))
+    resolver = OriginResolver([], clock=trio.current_time, static={
+        BETA: origin_records(BETA, [dead_node()], [beta_ca.certificate], ttl=10),
+    })
+    directory = OriginDirectory(resolver, alpha.policy, [BETA])
+    seen = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: directory.run(interval=30, on_refresh=lambda d: seen.append(
+            d.pinned_policy().pins.get(BETA)), task_status=task_status))
+        assert seen == [frozenset({ca_pin(beta_ca.certificate)})]
+        # The CA of beta rolls over in the static map; the next refresh (30 s later) picks it up.
+        rolled = OriginCA.generate(BETA, NOW - dt.timedelta(days=1))
+        resolver.static[BETA] = origin_records(BETA, [dead_node()], [rolled.certificate], ttl=10)
+        await trio.sleep(29)
+        assert len(seen) == 1
+        await trio.sleep(2)
+        assert seen[-1] == frozenset({ca_pin(rolled.certificate)})
+        nursery.cancel_scope.cancel()
