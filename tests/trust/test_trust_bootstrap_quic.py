@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from node.engine.paths import ca_certificate_path, issued_certificate_path
-from node.transport import PeerRefused
+from node.transport import Endpoint, PeerRefused
 from node.trust import load_certificate, make_csr
 from node.trust.certs import csr_pem
 from node.trust.errors import TokenExpired, TokenReused, WrongToken
@@ -126,3 +126,30 @@ async def test_bad_requests_are_refused_with_a_reason(keys, authority):
         "token-expired",
         "token-reused",
     ]
+
+
+async def test_self_signed_node_talks_only_to_pinned_peers_and_only_bootstrap_traffic(keys, authority):
+    from node.transport import PinnedKeys, RemoteError, TlsIdentity
+
+    from .conftest import FAST, echo
+
+    def self_signed_peer(key):
+        return Endpoint(
+            bind=("127.0.0.1", 0),
+            identity=TlsIdentity.self_signed(key, ORIGIN, utc_now()),
+            authenticator=PinnedKeys(frozenset({keys["a"].fingerprint}), ORIGIN),
+            handler=echo,
+            limits=FAST,
+        )
+
+    a, manager = new_node(
+        keys["a"], authority, keys["ca"], ("127.0.0.1", 9), bootstrap_peers=frozenset({keys["b"].fingerprint})
+    )
+    b, stranger = self_signed_peer(keys["b"]), self_signed_peer(keys["c"])
+    async with running(a, b, stranger) as (a_address, _, _):
+        with pytest.raises(PeerRefused, match="not in the pinned set"):
+            await stranger.request(keys["a"].fingerprint, a_address, b"hello")
+        with pytest.raises(RemoteError, match="bootstrap traffic only"):
+            await b.request(keys["a"].fingerprint, a_address, b"gossip")
+        with pytest.raises(RemoteError, match="not a CA"):  # bootstrap traffic passes the gate; a holds no CA
+            await b.request(keys["a"].fingerprint, a_address, encode(CertificateRequest(b"x")))
