@@ -29,9 +29,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from simulations import local_netns
 from simulations.local_checks import check_all, settle
 from simulations.local_cluster import LocalCluster
-from simulations.local_faults import SKIPPED, FaultRunner
+from simulations.local_faults import FaultRunner, skipped_reasons
 from simulations.local_monitor import Monitor
 from simulations.local_report import percentile, rate_series, write_report
 from simulations.local_workload import Workload
@@ -211,7 +212,8 @@ def build_report(opts: Options, kinds: list[str], cluster: LocalCluster, monitor
         final_series[o] = rate_series([(t, c) for t, c, _ in best.samples])
     acked_cumulative = [(t, i + 1) for i, t in enumerate(sorted(s.acked_at))][::25]
     invariants = dict(invariants, liveness_after_faults=liveness)
-    skipped = [{"fault": k, "reason": SKIPPED[k]} for k in kinds if k in SKIPPED]
+    reasons = skipped_reasons()
+    skipped = [{"fault": k, "reason": reasons[k]} for k in kinds if k in reasons]
     ok = all(invariants[k] for k in ("agreement", "converged", "no_loss", "no_double_apply", "liveness_after_faults"))
     return {
         "ok": ok,
@@ -231,6 +233,9 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    if "partition" in opts.faults.split(",") and not local_netns.active() and local_netns.unavailable() is None:
+        # Partitions need the run inside a network namespace of its own: run again in one.
+        return local_netns.reexec_in_namespace(sys.argv[1:] if argv is None else argv)
     console = Console(stderr=False)
     root_parent = None
     if opts.out is not None:

@@ -4,7 +4,9 @@
 - `pause`: SIGSTOP for 10 s, then SIGCONT;
 - `redis`: SIGKILL the node's embedded redis-server (consensus must not notice);
 - `restart`: a graceful restart (SIGTERM, wait for the exit, start);
-- `partition`: needs network namespaces; not done by the local (loopback) simulation.
+- `partition`: for 10 s, nftables drop QUIC between the two halves of the first origin (2 | 2
+  of 4: neither side holds a supermajority, so nothing may be decided until the heal).  Only
+  when the run is inside its own network namespace (see `local_netns`); otherwise skipped.
 
 Faults run one after another: each waits until the previous victim recovered, then GAP_S more.
 
@@ -21,6 +23,7 @@ from typing import Any
 
 import trio
 
+from simulations import local_netns
 from simulations.local_cluster import LocalCluster, NodeProcess
 from simulations.local_monitor import Monitor
 
@@ -28,10 +31,17 @@ KINDS = ("kill", "pause", "redis", "restart", "partition")
 KILL_DOWN_S = 3.0
 PAUSE_S = 10.0
 GAP_S = 3.0
-SKIPPED = {
-    "partition": "needs network namespaces (ip netns + veth + nftables); every node here shares the loopback "
-                 "interface, so a partition cannot be made without putting the nodes in namespaces",
-}
+PARTITION_S = 10.0
+SPLIT_GRACE_S = 2.0
+
+
+def skipped_reasons() -> dict[str, str]:
+    """Faults this run cannot make, with the reason (printed and written into the report)."""
+    if local_netns.active():
+        return {}
+    why = local_netns.unavailable() or "the run was not started inside its network namespace"
+    return {"partition": f"skipped: {why}; all nodes share the host loopback, so cutting links needs a "
+                         "namespace of the run's own (python -m simulations.local re-runs itself in one as root)"}
 
 
 @dataclass
@@ -90,8 +100,9 @@ class FaultRunner:
             node = self.victim(i)
             record = FaultRecord(kind, node.name, self.monitor.elapsed())
             self.records.append(record)
-            if kind in SKIPPED:
-                record.skipped = SKIPPED[kind]
+            skipped = skipped_reasons()
+            if kind in skipped:
+                record.skipped = skipped[kind]
                 continue
             self.current = f"{kind} {node.name}"
             record.block_at_start = self.origin_latest(node.origin, exclude=node)
@@ -123,6 +134,23 @@ class FaultRunner:
                 return
             os.kill(pid, signal.SIGKILL)
             record.notes.append(f"SIGKILL redis-server pid {pid}")
+        elif kind == "partition":
+            nodes = self.cluster.of(node.origin)
+            half = len(nodes) // 2
+            side_a, side_b = nodes[:half], nodes[half:]
+            local_netns.split([int(n.listen.rsplit(":", 1)[1]) for n in side_a],
+                              [int(n.listen.rsplit(":", 1)[1]) for n in side_b])
+            record.notes.append(f"QUIC cut between {[n.name for n in side_a]} and {[n.name for n in side_b]}")
+            try:
+                # Blocks of rounds decided just before the cut may still be applied: count from 2 s in.
+                await trio.sleep(SPLIT_GRACE_S)
+                base = self.origin_latest(node.origin)
+                await trio.sleep(PARTITION_S - SPLIT_GRACE_S)
+                during = self.origin_latest(node.origin) - base
+                record.notes.append(f"new blocks while split (after {SPLIT_GRACE_S:g}s): {during} "
+                                    "(expected 0: no side holds 2/3)")
+            finally:
+                local_netns.heal()
         elif kind == "restart":
             code = await trio.to_thread.run_sync(node.stop)
             record.notes.append(f"graceful stop exit code {code}")
