@@ -110,7 +110,7 @@ async def run(cluster: LocalCluster, wires: list[bytes], concurrency: int, wait_
                 nursery.start_soon(sender)
         sent = trio.current_time() - start
         # Finality: poll node 0's chain until every acknowledged action is in a block.
-        want, seen, next_index = set(acked), set(), 0
+        want, seen, next_index = set(acked), set[str](), 0
         with trio.move_on_after(300):
             while not want <= seen:
                 page = (await client.get(f"{nodes[0].api}/blocks/{next_index}?count=50", timeout=10)).json()

@@ -183,23 +183,25 @@ def build_report(opts: Options, kinds: list[str], cluster: LocalCluster, monitor
     fault_rows = [r.as_json(opts.recovery_limit) for r in faults.records] if faults else []
     liveness = all(f["recovered_in_time"] for f in fault_rows if not f["skipped"])
     lat = s.latencies
-    figures = {
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
+
+    figures: dict[str, Any] = {
         "actions_per_s_final": round(sum(per_origin.values()), 1),
         "actions_per_s_final_by_origin": per_origin,
         "offered_rate": opts.rate,
         "load_seconds": round(t1 - t0, 1),
         "submitted": s.submitted, "acknowledged": s.acked, "refused": dict(s.refused),
         "receipts_ok": s.receipts_ok, "receipts_rejected": dict(s.receipts_rejected),
-        "latency_s": {"count": len(lat), "p50": percentile(lat, 0.5), "p90": percentile(lat, 0.9),
-                      "p99": percentile(lat, 0.99), "max": max(lat, default=None)},
-        "ack_latency_s": {"p50": percentile(s.ack_latencies, 0.5), "p99": percentile(s.ack_latencies, 0.99)},
+        "latency_s": {"count": len(lat), "p50": rounded(percentile(lat, 0.5)), "p90": rounded(percentile(lat, 0.9)),
+                      "p99": rounded(percentile(lat, 0.99)), "max": rounded(max(lat, default=None))},
+        "ack_latency_s": {"p50": rounded(percentile(s.ack_latencies, 0.5)),
+                          "p99": rounded(percentile(s.ack_latencies, 0.99))},
         "blocks": {o: invariants["origins"][o]["common_prefix"] for o in cluster.origins},
         "ready_max_s": round(max(ready.values()), 1),
         "settle_s": None if settle_s is None else round(settle_s, 1),
     }
-    for key in ("p50", "p90", "p99", "max"):
-        if figures["latency_s"][key] is not None:
-            figures["latency_s"][key] = round(figures["latency_s"][key], 3)
     nodes = []
     for name, w in monitor.watches.items():
         nodes.append({"node": name, "id": w.node.node_id, "phase": w.status.get("phase"),
