@@ -67,7 +67,13 @@ def _fields(value: int, count: int) -> int:
 
 def _witnesses_in(witnesses: list[EventRecord], hits: int) -> list[EventRecord]:
     """The witnesses whose field has its top bit set in `hits`."""
-    return [w for i, w in enumerate(witnesses) if (hits >> (FIELD * i + FIELD - 1)) & 1]
+    out = []
+    top = FIELD - 1
+    for w in witnesses:
+        if (hits >> top) & 1:
+            out.append(w)
+        top += FIELD
+    return out
 
 
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
@@ -243,7 +249,11 @@ class Hashgraph:
             self.fork_evidence.append((slot[0].event, event))
             anc.forkers.add(col)
         if sp is not None and op is not None:
-            la = [a if a > b else b for a, b in zip(sp.la, op.la, strict=False)]  # equal lengths; strict costs
+            # Elementwise max.  A loop in this frame beats a comprehension (no frame of its own).
+            la = sp.la.copy()
+            for c, v in enumerate(op.la):
+                if v > la[c]:
+                    la[c] = v
             rec.lamport = (sp.lamport if sp.lamport > op.lamport else op.lamport) + 1
         elif sp is not None:
             la = sp.la.copy()
