@@ -9,16 +9,17 @@ caller like a request timeout, as on the real transport.  Every draw comes from 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import trio
 
 from node.errors import NodeError
-from node.transport import PeerInfo, PeerRefused, PeerUnreachable, RemoteError, RequestTimeout
+from node.transport import ConnectionLost, PeerInfo, PeerRefused, PeerUnreachable, RemoteError, RequestTimeout
 
 MS = 0.001
 FAR_FUTURE = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
@@ -40,6 +41,11 @@ class LinkFaults:
 
 
 class Handler(Protocol):
+    """A node as the network sees it: its transport handler, run in the node's own nursery (so a
+    crash of the node cancels a handler half-way, as killing the process would)."""
+
+    nursery: trio.Nursery | None
+
     async def handle(self, peer: PeerInfo, payload: bytes) -> bytes: ...
 
 
@@ -103,11 +109,27 @@ class SimNetwork:
 
     async def _call(self, src: int, handler: Handler, payload: bytes) -> bytes:
         self.stats.delivered += 1
-        try:
-            return await handler.handle(self._peer_info(src), payload)
-        except NodeError as exc:  # the peer's handler refused: the transport reports it as a remote error
+        if handler.nursery is None:
+            raise ConnectionLost("peer not running")
+        done = trio.Event()
+        box: list[bytes | NodeError] = []
+
+        async def serve() -> None:
+            try:
+                box.append(await handler.handle(self._peer_info(src), payload))
+            except NodeError as exc:  # the handler refused: the transport reports a remote error
+                box.append(exc)
+            finally:
+                done.set()
+
+        handler.nursery.start_soon(serve)
+        await done.wait()
+        if not box:  # the peer crashed while handling it
+            raise ConnectionLost("peer went away")
+        if isinstance(box[0], NodeError):
             self.stats.remote_errors += 1
-            raise RemoteError(f"{type(exc).__name__}: {exc}") from exc
+            raise RemoteError(f"{type(box[0]).__name__}: {box[0]}")
+        return box[0]
 
     async def _late(self, src: int, dst: int, payload: bytes, delay: float) -> None:
         """A duplicate or reordered copy: delivered later, its answer goes nowhere."""
@@ -115,12 +137,10 @@ class SimNetwork:
         handler = self.handler_of(dst)
         if handler is None or not self.connected(src, dst):
             return
-        try:
+        with contextlib.suppress(PeerUnreachable, RemoteError):
             await self._call(src, handler, payload)
-        except RemoteError:
-            pass
 
-    async def _lost(self, spent: float) -> None:
+    async def _lost(self, spent: float) -> NoReturn:
         self.stats.dropped += 1
         await trio.sleep(max(self.faults.timeout - spent, 0.0))
         raise RequestTimeout("no answer in time")
@@ -148,7 +168,10 @@ class SimNetwork:
             handler = await self._deliver(src, dst)
         except PeerUnreachable:
             await self._lost(there)
-        reply = await self._call(src, handler, payload)
+        try:
+            reply = await self._call(src, handler, payload)
+        except ConnectionLost:
+            await self._lost(there)
         back = self._delay()
         if f.drop and rng.random() < f.drop:
             await self._lost(there)

