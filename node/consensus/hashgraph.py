@@ -19,7 +19,15 @@ from node.consensus import fame, order
 from node.consensus.ancestry import Ancestry
 from node.consensus.blocks import OrderedRound, SignatureBook
 from node.consensus.errors import ConsensusUsageError, EventRejected, RejectReason
-from node.consensus.event import BlockSignature, Event, InternalTransaction
+from node.consensus.event import (
+    MAX_BLOCK_SIGNATURES,
+    MAX_INTERNAL_TRANSACTIONS,
+    MAX_PAYLOAD_BYTES,
+    MAX_TRANSACTIONS,
+    BlockSignature,
+    Event,
+    InternalTransaction,
+)
 from node.consensus.peers import PeerSchedule, PeerSet
 from node.consensus.prune import prune
 from node.consensus.records import NO_DESCENDANT, EventRecord, RoundInfo
@@ -188,9 +196,13 @@ class Hashgraph:
     ) -> tuple[int, EventRecord | None, EventRecord | None, list[EventRecord] | None]:
         """Validate; return the creator's column, the parents and the events already stored at
         this index (None: not a fork)."""
-        problem = event.size_problem()
-        if problem is not None:
-            raise EventRejected(RejectReason.OVERSIZED, problem)
+        txs = event.transactions
+        if (
+            len(txs) > MAX_TRANSACTIONS or sum(map(len, txs)) > MAX_PAYLOAD_BYTES
+            or len(event.internal_transactions) > MAX_INTERNAL_TRANSACTIONS
+            or len(event.block_signatures) > MAX_BLOCK_SIGNATURES
+        ):  # the same limits as `size_problem`, tested without a call; it words the reason
+            raise EventRejected(RejectReason.OVERSIZED, event.size_problem() or "oversized")
         col = self._col_of.get(event.creator)
         if col is None:
             raise EventRejected(RejectReason.UNKNOWN_CREATOR, event.creator.hex()[:16])

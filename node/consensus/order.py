@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.consensus.blocks import Block, OrderedRound, median_timestamp
-from node.consensus.event import PeerChange
+from node.consensus.event import InternalTransaction, PeerChange
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
 from node.consensus.records import EventRecord
 
@@ -50,18 +50,20 @@ def _receive_all(graph: Hashgraph, event_round: int, pending: list[EventRecord])
         if len(info.famous_unique) >= graph.supermajority_at(rnd):
             min_la = info.min_la
             width = len(min_la)  # a column added after round rnd was decided holds no ancestor
-            here = [
-                rec for rec in pending
-                if rec.rr_next <= rnd and rec.col < width and min_la[rec.col] >= rec.index
-            ]
+            here: list[EventRecord] = []
+            rest: list[EventRecord] = []
+            for rec in pending:
+                if rec.rr_next <= rnd and rec.col < width and min_la[rec.col] >= rec.index:
+                    here.append(rec)
+                else:
+                    rest.append(rec)
             if here:
                 graph.received.setdefault(rnd, []).extend(here)
                 for rec in here:
                     rec.round_received = rnd
                     del undetermined[rec.hash]
                 received.extend(here)
-                got = set(map(id, here))
-                pending = [rec for rec in pending if id(rec) not in got]
+                pending = rest
         rnd += 1
     for rec in pending:
         if rec.rr_next < rnd:
@@ -104,10 +106,21 @@ def _process(graph: Hashgraph, rnd: int) -> OrderedRound:
     info = graph.rounds[rnd]
     received = graph.received.pop(rnd, [])
     whitening = info.whitening
-    received.sort(key=lambda r: (r.lamport, int.from_bytes(r.hash, "big") ^ whitening))
+    # Sort (lamport, whitened hash, record) triples: no key function call per event.  The
+    # whitened hashes are distinct, so records themselves are never compared.
+    keyed = []
+    for r in received:
+        keyed.append((r.lamport, int.from_bytes(r.hash, "big") ^ whitening, r))
+    keyed.sort()
+    received = [k[2] for k in keyed]
     events = [r.event for r in received]
-    transactions = [t for e in events for t in e.transactions]
-    internal = [t for e in events for t in e.internal_transactions]
+    transactions: list[bytes] = []
+    internal: list[InternalTransaction] = []
+    for e in events:
+        if e.transactions:
+            transactions.extend(e.transactions)
+        if e.internal_transactions:
+            internal.extend(e.internal_transactions)
     block = None
     if transactions or internal:
         block = Block(
@@ -129,10 +142,13 @@ def _process(graph: Hashgraph, rnd: int) -> OrderedRound:
 def process_rounds(graph: Hashgraph) -> list[OrderedRound]:
     """Process decided rounds in order, stopping at the first undecided one."""
     done: list[OrderedRound] = []
-    while graph.round_decided(graph.next_to_process):
+    rounds = graph.rounds
+    while True:
+        info = rounds.get(graph.next_to_process)
+        if info is None or not info.decided:
+            return done
         done.append(_process(graph, graph.next_to_process))
         graph.next_to_process += 1
-    return done
 
 
 def received_in(graph: Hashgraph, rnd: int) -> list[EventRecord]:
