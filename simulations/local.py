@@ -216,7 +216,8 @@ def build_report(opts: Options, kinds: list[str], cluster: LocalCluster, monitor
     invariants = dict(invariants, liveness_after_faults=liveness)
     reasons = skipped_reasons()
     skipped = [{"fault": k, "reason": reasons[k]} for k in kinds if k in reasons]
-    ok = all(invariants[k] for k in ("agreement", "converged", "no_loss", "no_double_apply", "liveness_after_faults"))
+    ok = all(invariants[k] for k in ("agreement", "converged", "no_loss", "no_double_apply", "no_forkers",
+                                     "liveness_after_faults"))
     return {
         "ok": ok,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

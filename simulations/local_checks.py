@@ -4,7 +4,8 @@
   (the state hash as stored by each node, read from `/block/{i}`, besides the block body's);
 - convergence: once the load stops, all nodes of an origin reach the same latest block;
 - no loss: every action a node acknowledged (202, or 200 with its receipt) is in every chain;
-- no double application: no action id appears twice in one chain.
+- no double application: no action id appears twice in one chain;
+- no forkers: no node reports fork evidence against an (honest) member.
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ async def check_origin(client: httpx.AsyncClient, monitor: Monitor, origin: str,
             if stored[name].get(i) != stored[names[0]].get(i):
                 disagreements.append({"index": i, "stored_state_hash": [names[0], name]})
                 break
+    # Nobody here is malicious: any member another node calls a forker is a bug (it equivocated,
+    # e.g. after a restart reused an event index), and two such members of four stop consensus.
+    forkers: dict[str, list[str]] = {}
+    for w in watches:
+        try:
+            stats = (await w.get(client, "/stats")).json()
+        except (httpx.HTTPError, ValueError):
+            continue
+        if stats.get("forkers"):
+            forkers[w.node.name] = list(stats["forkers"]) + [f"evidence={stats.get('fork_evidence')}"]
     missing = {}
     doubles = {}
     for w in watches:
@@ -120,6 +131,8 @@ async def check_origin(client: httpx.AsyncClient, monitor: Monitor, origin: str,
         "missing": missing,
         "no_double_apply": not doubles,
         "double_applied": doubles,
+        "no_forkers": not forkers,
+        "forkers_seen_by": forkers,
     }
 
 
@@ -133,4 +146,5 @@ async def check_all(client: httpx.AsyncClient, monitor: Monitor, acked: dict[str
         "converged": all(v["converged"] for v in per_origin.values()),
         "no_loss": all(v["no_loss"] for v in per_origin.values()),
         "no_double_apply": all(v["no_double_apply"] for v in per_origin.values()),
+        "no_forkers": all(v["no_forkers"] for v in per_origin.values()),
     }

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+DETAIL_KEYS = ("disagreements", "missing", "double_applied", "forkers_seen_by")  # shown apart, not in the table
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
@@ -171,8 +172,9 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}.pass{{color:#2ca0
 <h2>Figures</h2>{_table([{k: v for k, v in figures.items() if not isinstance(v, dict)}])}
 <p>latency (submit to final receipt, s): {html.escape(json.dumps(figures["latency_s"]))}</p>
 <h2>Invariants</h2>{_table([{k: v for k, v in inv.items() if k != "origins"}])}
-{_table([{"origin": o, **{k: v for k, v in d.items() if k not in ("disagreements", "missing", "double_applied")}}
+{_table([{"origin": o, **{k: v for k, v in d.items() if k not in DETAIL_KEYS}}
          for o, d in inv["origins"].items()])}
+<p>fork evidence: {html.escape(json.dumps({o: d.get("forkers_seen_by") for o, d in inv["origins"].items()}))}</p>
 <h2>Faults</h2>{_table(report["faults"])}
 <h2>Throughput over time</h2>{throughput}
 <h2>Latency distribution ({figures["latency_s"]["count"]} actions sent with wait=true; seconds, log bins)</h2>
