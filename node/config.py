@@ -39,6 +39,14 @@ class Settings:
     wait_for_truth: bool = False  # the truth becomes a blocking startup component
     plugins: str = "all"  # which layers' node/<pkg>/plugin.py to load: "all", "none" or "engine,api"
     keep_rounds: int = 50  # processed consensus rounds kept in memory (older ones are served from disk)
+    # Trust bootstrap: a node with `ca_node` asks that node (its CA certificate pinned by `ca_fingerprint`)
+    # for its certificate at start; a node with `ca_dir` holds the origin CA and issues online.
+    ca_node: str | None = None  # NODE_ID@HOST:PORT of the origin's CA node
+    ca_fingerprint: str | None = None  # SHA-256 of the CA certificate (hex)
+    ca_dir: str | None = None  # the CA directory (relative to the home) on the CA node
+    bootstrap_token: str | None = None  # one-time token for the first request (genesis members need none)
+    cert_lifetime: float = 86400.0  # seconds; certificates the CA node issues (renewed at 2/3 of it)
+    revocation_poll: float = 30.0  # seconds between revocation-list fetches from the CA node
 
     @property
     def config_file(self) -> Path:
@@ -177,6 +185,37 @@ def _keep_rounds(value: object) -> int:
     return number
 
 
+def _fingerprint(value: object) -> str:
+    text = str(value).strip().lower().replace(":", "")
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise ConfigError(f"CA fingerprint {value!r} is not a SHA-256 in hex (64 hex digits)")
+    return text
+
+
+def _ca_dir(value: object) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ConfigError("ca_dir must name a directory")
+    return text
+
+
+def _token(value: object) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_-]{8,128}", text):
+        raise ConfigError("bootstrap token must be 8-128 letters, digits, _ or -")
+    return text
+
+
+def _lifetime(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{value!r} is not a number of seconds") from exc
+    if not 10 <= number <= 366 * 86400:
+        raise ConfigError(f"certificate lifetime {number} s is out of range (10 s .. 366 days)")
+    return number
+
+
 PARSERS: dict[str, Callable[[object], Any]] = {
     "origin": _origin,
     "listen": _address,
@@ -190,6 +229,12 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "wait_for_truth": _bool,
     "plugins": _plugins,
     "keep_rounds": _keep_rounds,
+    "ca_node": _peer,
+    "ca_fingerprint": _fingerprint,
+    "ca_dir": _ca_dir,
+    "bootstrap_token": _token,
+    "cert_lifetime": _lifetime,
+    "revocation_poll": _positive,
 }
 
 

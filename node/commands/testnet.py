@@ -3,13 +3,19 @@
 Each node gets a home (key, config with its listen/API addresses and its peers) and each origin a
 genesis file naming its members, so `node start --home DIR/<origin>/node<i>` brings it up.  A
 manifest (`DIR/testnet.json`) lists everything for scripts and simulations.
+
+Trust: node0 of each origin holds the origin CA (`node0/ca/`) and issues certificates online; the
+other nodes start without one, knowing only the CA node's id and address and the CA certificate's
+fingerprint (and, with `--tokens`, a one-time bootstrap token each; genesis members are pinned by
+their keys, so they need none).  `--offline-certs` instead issues every certificate now, into the
+homes, from a CA kept beside them (`DIR/<origin>/ca/`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -25,6 +31,8 @@ from node.runtime.home import Home, init_home
 # Offline issuance for a local test network: long enough that a testnet outlives a working day.
 # Running origins renew short-lived certificates through their CA service instead.
 TESTNET_CERT_LIFETIME = dt.timedelta(days=30)
+TOKEN_TTL = dt.timedelta(days=1)  # bootstrap tokens of a test network: start it within a day
+CA_DIR_NAME = "ca"  # the CA directory inside node0's home (online issuance)
 
 DEFAULT_ORIGINS = ("alpha.example", "beta.example", "gamma.example", "delta.example", "epsilon.example")
 
@@ -37,54 +45,82 @@ def free_port(kind: int, host: str) -> int:
         return port
 
 
-def _config_text(origin: str, listen: str, api: str, peers: list[str]) -> str:
+def _config_text(origin: str, listen: str, api: str, peers: list[str], trust: dict[str, str]) -> str:
     peer_lines = "".join(f'  "{p}",\n' for p in peers)
+    trust_lines = "".join(f'{name} = "{value}"\n' for name, value in trust.items())
     return (
         "# Written by `node testnet`; edit freely.\n"
         f'origin = "{origin}"\n'
         f'listen = "{listen}"\n'
         f'api = "{api}"\n'
         f"peers = [\n{peer_lines}]\n"
+        f"{trust_lines}"
     )
 
 
-def make_testnet(out: Path, nodes: int, origins: list[str], host: str = "127.0.0.1") -> dict[str, object]:
+
+def make_testnet(
+    out: Path,
+    nodes: int,
+    origins: list[str],
+    host: str = "127.0.0.1",
+    *,
+    offline_certs: bool = False,
+    tokens: bool = False,
+    token_ttl: dt.timedelta = TOKEN_TTL,
+) -> dict[str, object]:
     if nodes < 1 or nodes > 64:
         raise ConfigError("--nodes must be between 1 and 64")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; choose a new --out directory")
-    from node.trust import OriginCA, certificate_pem, make_csr  # heavy: only when used
+    if offline_certs and tokens:
+        raise ConfigError("--tokens is for online issuance; leave out --offline-certs")
+    from node.trust import CaDirectory, certificate_fingerprint, certificate_pem, make_csr  # heavy: only when used
 
     manifest: dict[str, object] = {"host": host, "origins": []}
     for origin in origins:
         PARSERS["origin"](origin)
         now = dt.datetime.now(dt.UTC)
-        ca = OriginCA.generate(origin, now)
-        ca_dir = out / origin / "ca"
-        ca_dir.mkdir(parents=True)
-        fd = os.open(ca_dir / "ca.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(ca.key_pem())
-        (ca_dir / "ca.crt").write_bytes(ca.certificate_pem())
         homes: list[tuple[Home, Member, str]] = []
         for i in range(nodes):
             home = Home(out / origin / f"node{i}")
             report = init_home(home, origin)
-            key = home.load_key()
-            issued = ca.issue(make_csr(key, origin), now, lifetime=TESTNET_CERT_LIFETIME)
-            issued_certificate_path(home.root).write_bytes(certificate_pem(issued))
-            ca_certificate_path(home.root).write_bytes(ca.certificate_pem())
             listen = f"{host}:{free_port(socket.SOCK_DGRAM, host)}"
             api = f"{host}:{free_port(socket.SOCK_STREAM, host)}"
-            homes.append((home, Member(report.node_id, key.public, listen), api))
+            homes.append((home, Member(report.node_id, home.load_key().public, listen), api))
+        ca_home, ca_member, _ = homes[0]
+        ca_dir = (out / origin / "ca") if offline_certs else (ca_home.root / CA_DIR_NAME)
+        ca = CaDirectory(ca_dir).create(origin, now)
+        fingerprint = certificate_fingerprint(ca.certificate)
+        trust: dict[str, str] = {}
+        if offline_certs:
+            for home, _, _ in homes:
+                issued = ca.issue(make_csr(home.load_key(), origin), now, lifetime=TESTNET_CERT_LIFETIME)
+                issued_certificate_path(home.root).write_bytes(certificate_pem(issued))
+                ca_certificate_path(home.root).write_bytes(ca.certificate_pem())
+        else:
+            trust = {"ca_node": f"{ca_member.node_id}@{ca_member.address}", "ca_fingerprint": fingerprint}
+        authority = None if not tokens else CaDirectory(ca_dir).authority(secrets.token_bytes)
         genesis = Genesis(origin, tuple(m for _, m, _ in homes))
         entries = []
-        for home, member, api in homes:
+        for i, (home, member, api) in enumerate(homes):
             peers = [f"{m.node_id}@{m.address}" for _, m, _ in homes if m.node_id != member.node_id]
-            home.config_file.write_text(_config_text(origin, member.address, api, peers))
+            node_trust = dict(trust)
+            if not offline_certs and i == 0:
+                node_trust["ca_dir"] = CA_DIR_NAME
+            elif authority is not None:
+                node_trust["bootstrap_token"] = authority.tokens.issue(secrets.token_bytes, now, token_ttl)
+            home.config_file.write_text(_config_text(origin, member.address, api, peers, node_trust))
             (home.config_file.parent / "genesis.json").write_text(genesis.to_json())
             entries.append({"id": member.node_id, "home": str(home.root), "listen": member.address, "api": api})
-        manifest["origins"].append({"origin": origin, "nodes": entries})  # type: ignore[attr-defined]
+        if authority is not None:
+            CaDirectory(ca_dir).save(authority)  # only the tokens' hashes are kept by the CA
+        manifest["origins"].append({  # type: ignore[attr-defined]
+            "origin": origin, "nodes": entries,
+            "ca": {
+                "node": ca_member.node_id, "dir": str(ca_dir), "fingerprint": fingerprint, "online": not offline_certs,
+            },
+        })
     (out / "testnet.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -94,11 +130,18 @@ def make_testnet(out: Path, nodes: int, origins: list[str], host: str = "127.0.0
 @click.option("--origins", type=int, default=1, show_default=True, help="number of origins")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="a new directory")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address every node binds")
-def testnet_cmd(nodes: int, origins: int, out: Path, host: str) -> None:
-    """Write the homes of a local network of ORIGINS origins of NODES nodes, and print how to start it."""
+@click.option("--offline-certs", is_flag=True, help="issue every certificate now instead of online by node0's CA")
+@click.option("--tokens", is_flag=True, help="give each node a one-time bootstrap token (members need none)")
+def testnet_cmd(nodes: int, origins: int, out: Path, host: str, offline_certs: bool, tokens: bool) -> None:
+    """Write the homes of a local network of ORIGINS origins of NODES nodes, and print how to start it.
+
+    By default node0 of each origin holds the origin CA and the others get their certificates from it
+    when they start (start node0 first or not: they wait for it)."""
     if not 1 <= origins <= len(DEFAULT_ORIGINS):
         raise ConfigError(f"--origins must be between 1 and {len(DEFAULT_ORIGINS)}")
-    manifest = make_testnet(out, nodes, list(DEFAULT_ORIGINS[:origins]), host)
+    manifest = make_testnet(
+        out, nodes, list(DEFAULT_ORIGINS[:origins]), host, offline_certs=offline_certs, tokens=tokens
+    )
     click.echo(f"wrote {out}/testnet.json")
     for entry in manifest["origins"]:  # type: ignore[attr-defined]
         click.echo(f"# origin {entry['origin']}")

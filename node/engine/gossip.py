@@ -20,11 +20,16 @@ import trio
 from node.consensus.event import Event
 from node.consensus.node_core import MemberCore, SyncOutcome
 from node.consensus.sync import EagerPush, SyncDecodeError, SyncRequest, SyncResponse, decode_message, encode_message
+from node.errors import InvalidInput
 from node.transport import PeerInfo, TransportError
 
 log = structlog.get_logger("gossip")
 
 PENALTY_SECONDS = 30.0
+
+
+class GossipPaused(InvalidInput):
+    """We hold no CA certificate right now (self-signed phase): no gossip either way."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class GossipService:
         rng: random.Random | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         archive: Callable[[SyncRequest], Awaitable[SyncResponse | None]] | None = None,
+        paused: bool = False,
     ) -> None:
         self.core = core
         self.transport = transport
@@ -86,10 +92,25 @@ class GossipService:
         self.archive = archive  # answers requests for events pruned from memory (from disk)
         self.stats = GossipStats()
         self._wake = trio.Event()
+        self.paused = paused
+        self._resumed = trio.Event()
+
+    def pause(self) -> None:
+        """Stop gossiping (our certificate was revoked or expired) until `resume`."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Gossip (again): we hold a CA certificate."""
+        self.paused = False
+        self._resumed.set()
+        self._resumed = trio.Event()
+        self._wake.set()
 
     # -- the transport's handler ----------------------------------------------------------------
 
     async def handle(self, peer: PeerInfo, payload: bytes) -> bytes:
+        if self.paused:
+            raise GossipPaused("this node holds no CA certificate yet: no gossip")
         self.stats.bytes_received += len(payload)
         address = self.by_id.get(peer.node_id)
         if address is None:  # authenticated, but not a member of our consensus group
@@ -126,6 +147,8 @@ class GossipService:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:
+            while self.paused:
+                await self._resumed.wait()
             delay = (self.core.get_timer() - self.clock_ns()) / 1e9
             if delay > 0:
                 with trio.move_on_after(delay):
@@ -197,4 +220,5 @@ class GossipService:
         return {
             "syncs": s.syncs, "sync_errors": s.sync_errors, "bytes_sent": s.bytes_sent,
             "bytes_received": s.bytes_received, "events_received": s.events_received, "penalties": s.penalties,
+            "paused": self.paused,
         }

@@ -2,14 +2,15 @@
 
 It opens the chain store, rebuilds the in-memory graph from the stored events (so a restart
 resumes where the node stopped, and blocks already applied are skipped), brings up the QUIC
-endpoint with the identity the home holds, gossips, applies decided blocks in order, signs them,
-and drives the phase machine: `ca-issued` when the home holds a CA-issued certificate, then
-`consensus` once it hears from a supermajority of its origin.
+endpoint with the identity `EngineTrust` gives it (online from the origin's CA node, as the CA
+node itself, or written offline into the home), gossips, applies decided blocks in order, signs
+them, and drives the phase machine: `ca-issued` when it holds a CA-issued certificate (no gossip
+before), back to `self-signed` when that is revoked or expires, and `consensus` once it hears from a
+supermajority of its origin. Every phase change is logged with the seconds since the engine started.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,10 @@ from node.engine.apply import AppliedBlock, BlockApplier
 from node.engine.archive import events_from_store
 from node.engine.genesis import Genesis, Member, load_genesis
 from node.engine.gossip import GossipService, PeerAddress
-from node.engine.identity import HomeIdentity, load_identity
 from node.engine.records import topological
+from node.engine.trust import EngineTrust
 from node.errors import ConfigError
-from node.runtime.phases import Phase, Trigger
+from node.runtime.phases import Phase, PhaseChange, Trigger
 from node.runtime.service import NodeContext
 from node.storage.chain import ChainStore
 from node.storage.timeseries import BlockRow, LatencyRow, TimeSeriesStore, TimeSeriesWriter
@@ -95,7 +96,9 @@ class ConsensusEngine:
         self.applier: BlockApplier | None = None
         self.endpoint: Endpoint | None = None
         self.gossip: GossipService | None = None
-        self.identity: HomeIdentity | None = None
+        self.trust: EngineTrust | None = None
+        self.started_at = time.monotonic()
+        self.phase_times: list[tuple[str, float]] = []  # (phase, seconds since the engine started)
         self.heard: dict[str, float] = {}
         self.blocks_applied = 0
         self.last_block: Block | None = None
@@ -135,18 +138,19 @@ class ConsensusEngine:
             self.core.run_consensus()  # queue blocks of the restored graph; applied ones are skipped
             self.applier = BlockApplier(chain, self.origin)
             members = frozenset(m.node_id for m in self.genesis.members)
-            self.identity = load_identity(
-                self.ctx.home.root, self.ctx.key, self.origin, members, dt.datetime.now(dt.UTC)
+            trust = self.trust = EngineTrust(
+                settings=self.ctx.settings, home_root=self.ctx.home.root, key=self.ctx.key, origin=self.origin,
+                members=members, handler=self._handle, on_issued=self._certificate_issued,
+                on_lost=self._certificate_lost, started=self.started_at,
             )
-            if self.identity.ca_issued and self.ctx.phases.can_fire(Trigger.CA_ISSUED):
-                self.ctx.phases.fire(Trigger.CA_ISSUED)
-            self.endpoint = Endpoint(
-                bind=split_host_port(self.ctx.settings.listen),
-                identity=self.identity.identity,
-                authenticator=self.identity.authenticator,
-                handler=self._handle,
+            self.endpoint = trust.endpoint
+            # Online, nothing is gossiped until the CA has issued our certificate (offline homes keep
+            # today's behaviour: gossip with whatever identity the home holds).
+            self.gossip = GossipService(
+                self.core, self.endpoint, self.peers, self, archive=self._from_archive, paused=trust.mode == "online"
             )
-            self.gossip = GossipService(self.core, self.endpoint, self.peers, self, archive=self._from_archive)
+            self._phase_reached(self.ctx.phases.phase.value)
+            self.ctx.phases.observe(self._phase_changed)
             view = self.view = self._make_view(chain)
             self.block_listeners.append(lambda ab: view.block_applied(ab.block.index, ab.result))
             api = ApiService(view, bind=self.ctx.settings.api, home=self.ctx.home)
@@ -156,12 +160,13 @@ class ConsensusEngine:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.series.run)
                 address = await nursery.start(self.endpoint.run)
+                await nursery.start(trust.run)
                 url = await nursery.start(api.run)
                 log.info("api up", url=url)
                 log.info(
                     "consensus engine up", listen=f"{address[0]}:{address[1]}", origin=self.origin,
                     members=len(self.genesis.members), restored_events=self.restored_events,
-                    last_block=self.applier.last_index(), ca_issued=self.identity.ca_issued,
+                    last_block=self.applier.last_index(), trust=trust.mode, ca_issued=trust.ca_issued,
                 )
                 nursery.start_soon(self._apply_loop)
                 await nursery.start(self.gossip.run)
@@ -308,6 +313,28 @@ class ConsensusEngine:
 
     # -- phases ---------------------------------------------------------------------------------------
 
+    def _certificate_issued(self) -> None:
+        if self.ctx.phases.can_fire(Trigger.CA_ISSUED):
+            self.ctx.phases.fire(Trigger.CA_ISSUED)
+        if self.gossip is not None and self.gossip.paused:
+            self.gossip.resume()
+
+    def _certificate_lost(self, reason: str) -> None:
+        log.warning("CA certificate lost: back to self-signed, gossip paused", reason=reason)
+        if self.gossip is not None:
+            self.gossip.pause()
+        self.heard.clear()
+        if self.ctx.phases.can_fire(Trigger.CERT_REVOKED):
+            self.ctx.phases.fire(Trigger.CERT_REVOKED)
+
+    def _phase_changed(self, change: PhaseChange) -> None:
+        self._phase_reached(change.new.value, trigger=change.trigger.value)
+
+    def _phase_reached(self, phase: str, trigger: str | None = None) -> None:
+        after = round(time.monotonic() - self.started_at, 3)
+        self.phase_times.append((phase, after))
+        log.info("phase reached", phase=phase, after_s=after, trigger=trigger)
+
     def connected_peers(self) -> list[str]:
         horizon = time.monotonic() - HEARD_WINDOW_S
         return sorted(node_id for node_id, at in self.heard.items() if at >= horizon)
@@ -333,6 +360,8 @@ class ConsensusEngine:
             "last_round": self.graph.last_round,
             "events": self.graph.event_count(),
             "gossip": self.gossip.describe() if self.gossip else {},
+            "trust": self.trust.describe() if self.trust else {},
+            "phase_times": [{"phase": p, "after_s": t} for p, t in self.phase_times],
         }
 
 
