@@ -117,7 +117,7 @@ def decide_fame(graph: Hashgraph) -> bool:
     """
     pending, graph.pending_witnesses = graph.pending_witnesses, []
     for x in pending:
-        if x.famous is None:
+        if x.famous is None and x.round < graph.last_round:  # (no later witnesses: nobody to vote)
             _vote_on(graph, x)
     rounds = graph.rounds
     no_forks = not graph.anc.forkers

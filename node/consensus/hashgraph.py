@@ -254,29 +254,29 @@ class Hashgraph:
             return InsertResult(event_hash, known.round, known.witness, known.lamport, False)
         col, sp, op, slot = self._check(event)
         # From here on nothing can fail: the graph changes only for a valid event.
-        rec = EventRecord(event, event_hash, col, self._seq, anc)
-        self._seq += 1
         index = event.index
-        if slot is not None:
-            self.fork_evidence.append((slot[0].event, event))
-            anc.forkers.add(col)
         if sp is not None and op is not None:
             # Elementwise max.  A loop in this frame beats a comprehension (no frame of its own).
             la = sp.la.copy()
             for c, v in enumerate(op.la):
                 if v > la[c]:
                     la[c] = v
-            rec.lamport = (sp.lamport if sp.lamport > op.lamport else op.lamport) + 1
+            lamport = (sp.lamport if sp.lamport > op.lamport else op.lamport) + 1
         elif sp is not None:
             la = sp.la.copy()
-            rec.lamport = sp.lamport + 1
+            lamport = sp.lamport + 1
         elif op is not None:
             la = op.la.copy()
-            rec.lamport = op.lamport + 1
+            lamport = op.lamport + 1
         else:
             la = [-1] * len(self._creators)
+            lamport = 0
         la[col] = index
-        rec.la = la
+        rec = EventRecord(event, event_hash, col, self._seq, anc, la, lamport)
+        self._seq += 1
+        if slot is not None:
+            self.fork_evidence.append((slot[0].event, event))
+            anc.forkers.add(col)
         if anc.forkers:
             anc.compute_fork_view(rec, [p for p in (sp, op) if p is not None])
         rnd = rec.round = self._place(rec, sp, op)
@@ -284,7 +284,8 @@ class Hashgraph:
         if info is None:
             info = self._round_info(rnd)
         pc = self._pcache.get(rnd) or self._peer_columns(rnd)
-        if col in pc.colset and (sp is None or rnd > sp.round):
+        witness = col in pc.colset and (sp is None or rnd > sp.round)
+        if witness:
             rec.witness = True
             if rec.strongly_seen_prev is None and rnd > 0 and not anc.forkers:
                 # Fame will ask which witnesses of rnd - 1 this witness strongly sees.
@@ -310,9 +311,10 @@ class Hashgraph:
         if group is None:
             group = self.undetermined_by_round[rnd] = {}
         group[event_hash] = rec
-        for sig in event.block_signatures:
-            self.signatures.add(sig)
-        return _new_tuple(InsertResult, (event_hash, rnd, rec.witness, rec.lamport, slot is not None))
+        if event.block_signatures:
+            for sig in event.block_signatures:
+                self.signatures.add(sig)
+        return _new_tuple(InsertResult, (event_hash, rnd, witness, lamport, slot is not None))
 
     def insert_batch(self, events: Iterable[Event]) -> BatchResult:
         """Insert events in order (gossip); a rejected event does not stop the batch."""

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from node.consensus.ancestry import Ancestry
 
 NO_DESCENDANT = 1 << 62  # first-descendant index meaning "no descendant by that creator yet"
+_NO_FORKS: frozenset[int] = frozenset()
 
 
 class EventRecord:
@@ -27,7 +28,9 @@ class EventRecord:
         "creator", "wvec", "pwvec", "ancestry",
     )
 
-    def __init__(self, event: Event, event_hash: bytes, col: int, seq: int, ancestry: Ancestry) -> None:
+    def __init__(
+        self, event: Event, event_hash: bytes, col: int, seq: int, ancestry: Ancestry, la: list[int], lamport: int
+    ) -> None:
         self.event = event
         self.hash = event_hash
         self.creator = event.creator
@@ -36,13 +39,13 @@ class EventRecord:
         self.seq = seq
         self.sp = event.self_parent
         self.op = event.other_parent
-        self.la: list[int] = []
+        self.la = la
         # Only for creators known to fork: the maximal events by that creator among the ancestors.
         self.tips: dict[int, tuple[EventRecord, ...]] | None = None
-        self.forks_seen: frozenset[int] = frozenset()
+        self.forks_seen = _NO_FORKS
         self.round = 0
         self.witness = False
-        self.lamport = 0
+        self.lamport = lamport
         self.famous: bool | None = None
         self.votes: dict[bytes, bool] | None = None
         self.strongly_seen_prev: list[EventRecord] | None = None
