@@ -72,7 +72,7 @@ class FaultRecord:
 
 class FaultRunner:
     def __init__(self, cluster: LocalCluster, monitor: Monitor, kinds: list[str], *, recovery_limit: float = 20.0,
-                 measure_within: float = 90.0) -> None:
+                 measure_within: float = 60.0) -> None:
         unknown = [k for k in kinds if k not in KINDS]
         if unknown:
             raise ValueError(f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(KINDS)}")
