@@ -79,9 +79,8 @@ def parse(argv: list[str] | None = None) -> Options:
 def live_table(monitor: Monitor, workload: Workload, faults: FaultRunner | None) -> Table:
     s = workload.stats
     title = (f"t={monitor.elapsed():5.0f}s  submitted {s.submitted}  acknowledged {s.acked}  "
-             f"refused {sum(s.refused.values())}  p50 {percentile(s.latencies, 0.5) or 0:.2f}s"
-             + (f"  [{faults.current}]" if faults and faults.current else ""))
-    table = Table(title=title)
+             f"refused {sum(s.refused.values())}  p50 {percentile(s.latencies, 0.5) or 0:.2f}s")
+    table = Table(title=title, caption=f"fault: {faults.current}" if faults and faults.current else None)
     for col in ("node", "phase", "round", "block", "committed", "final/s", "state"):
         table.add_column(col, justify="right" if col not in ("node", "phase", "state") else "left")
     for name, w in monitor.watches.items():
