@@ -98,10 +98,10 @@ class Cluster:
     nodes: list[NodeProc] = field(default_factory=list)
 
     @staticmethod
-    def create(root: Path, nodes: int = 4, origins: int = 1) -> Cluster:
+    def create(root: Path, nodes: int = 4, origins: int = 1, **testnet_options: Any) -> Cluster:
         from node.commands.testnet import DEFAULT_ORIGINS
 
-        manifest: Any = make_testnet(root, nodes, list(DEFAULT_ORIGINS[:origins]))
+        manifest: Any = make_testnet(root, nodes, list(DEFAULT_ORIGINS[:origins]), **testnet_options)
         cluster = Cluster(root)
         for entry in manifest["origins"]:
             for n in entry["nodes"]:
@@ -111,6 +111,22 @@ class Cluster:
     def start(self) -> None:
         for n in self.nodes:
             n.start()
+
+    def log_events(self, node: NodeProc, event: str) -> list[dict[str, Any]]:
+        """The node's JSON log lines whose event is `event` (other lines are skipped)."""
+        if node.log_path is None or not node.log_path.exists():
+            return []
+        out = []
+        for line in node.log_path.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") == event:
+                out.append(record)
+        return out
 
     def stop(self) -> None:
         for n in self.nodes:

@@ -1,0 +1,185 @@
+"""Issue 5 on real processes: a 4-node origin from `node testnet` whose certificates are issued
+online by its CA node (node0), from nothing to phase `consensus`; and the same with the CA node
+started late (the others stay self-signed, say so, and move on once it is up).
+
+The time of each phase (from each node's `phase reached ... after_s=` log lines) is printed and
+saved to artifacts/cluster_trust_phases.json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from node.actions import Envelope
+from node.crypto import PrivateKey
+from node.engine.paths import ca_certificate_path, issued_certificate_path
+from node.trust import load_certificate, verify_issued
+from node.trust.ca_dir import CaDirectory
+
+from .harness import Cluster, NodeProc, eventually, manifest
+
+pytestmark = pytest.mark.slow
+
+ORIGIN = "alpha.example"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+SHORT_LIFETIME_S = "18"  # certificates renewed ~12 s after issuance (2/3 of the lifetime)
+
+
+async def phase_of(cluster: Cluster, node: NodeProc) -> str | None:
+    status = await cluster.get(node, "/status")
+    return None if status is None else str(status["phase"])
+
+
+async def all_in_phase(cluster: Cluster, nodes: list[NodeProc], phase: str) -> bool:
+    for node in nodes:
+        if await phase_of(cluster, node) != phase:
+            return False
+    return True
+
+
+def phase_times(cluster: Cluster) -> dict[str, dict[str, float]]:
+    """node id -> {phase: seconds after the engine started}, from the nodes' logs (first time each)."""
+    out: dict[str, dict[str, float]] = {}
+    for node in cluster.nodes:
+        times: dict[str, float] = {}
+        for record in cluster.log_events(node, "phase reached"):
+            times.setdefault(record["phase"], float(record["after_s"]))
+        out[node.node_id] = times
+    return out
+
+
+def record_phase_times(name: str, cluster: Cluster) -> dict[str, dict[str, float]]:
+    times = phase_times(cluster)
+    print(f"\n{name}: seconds after each engine started")
+    for i, node in enumerate(cluster.nodes):
+        t = times[node.node_id]
+        print(f"  node{i} {node.node_id}: " + "  ".join(f"{p}={t[p]:.2f}" for p in t))
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "cluster_trust_phases.json"
+    saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    saved[name] = times
+    path.write_text(json.dumps(saved, indent=1) + "\n")
+    return times
+
+
+def check_issued_online(cluster: Cluster, ca_dir: Path) -> dict[str, int]:
+    """Every node's home holds a certificate of the origin CA for its own key (not self-signed);
+    returns node id -> serial."""
+    ca = load_certificate((ca_dir / "ca.crt").read_bytes())
+    issued = CaDirectory(ca_dir).load_issued()
+    serials = {}
+    for node in cluster.nodes:
+        cert = load_certificate(issued_certificate_path(node.home).read_bytes())
+        assert cert.issuer != cert.subject, f"{node.node_id} holds a self-signed certificate"
+        identity = verify_issued(cert, ca=ca, origin=ORIGIN, now=dt.datetime.now(dt.UTC))
+        assert identity.node_id == node.node_id
+        assert ca_certificate_path(node.home).read_bytes() == (ca_dir / "ca.crt").read_bytes()
+        # issued online by the running CA: it is in the CA's record of what it signed
+        assert issued[cert.serial_number].node_id == node.node_id
+        serials[node.node_id] = cert.serial_number
+    return serials
+
+
+async def committed(cluster: Cluster, node: NodeProc, action_id: str) -> bool:
+    latest = (await cluster.get(node, "/status")).get("latest_block")
+    for index in range(-1 if latest is None else latest, -1, -1):  # newest first
+        block = await cluster.get(node, f"/block/{index}")
+        if any(t["action_id"] == action_id for t in block["transactions"]):
+            return True
+    return False
+
+
+async def test_online_issuance_from_nothing_to_consensus_then_renewal(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path / "net", nodes=4, tokens=True)
+    ca_info = manifest(tmp_path / "net")["origins"][0]["ca"]
+    ca_dir = Path(ca_info["dir"])
+    assert ca_info["node"] == cluster.nodes[0].node_id and ca_dir.parent == cluster.nodes[0].home
+    for node in cluster.nodes:  # nothing issued yet: only node0's CA exists
+        assert not issued_certificate_path(node.home).exists()
+    cluster.nodes[0].extra_env["NODE_CERT_LIFETIME"] = SHORT_LIFETIME_S
+    try:
+        cluster.start()
+        await eventually(lambda: all_in_phase(cluster, cluster.nodes, "consensus"), within=60,
+                         what="all four nodes in phase consensus")
+        serials = check_issued_online(cluster, ca_dir)
+        # each of node1..3 used its one-time token (node0 is the CA and needs none)
+        tokens = json.loads((ca_dir / "tokens.json").read_text())
+        assert len(tokens) == 3 and all(used == 1 for _, used in tokens.values())
+        times = record_phase_times("online", cluster)
+        for node in cluster.nodes:
+            t = times[node.node_id]
+            assert t["self-signed"] <= t["ca-issued"] <= t["consensus"], t
+
+        # Renewal in the running origin: every node gets a new certificate before the old one
+        # expires, and the origin keeps deciding with the renewed certificates.
+        def renewed() -> Any:
+            async def check() -> bool:
+                for node in cluster.nodes:
+                    cert = load_certificate(issued_certificate_path(node.home).read_bytes())
+                    if cert.serial_number == serials[node.node_id]:
+                        return False
+                return True
+            return check
+        await eventually(renewed(), within=30, what="every certificate renewed")
+        check_issued_online(cluster, ca_dir)
+        key = PrivateKey.generate()
+        wire = Envelope.sign(key, origin=ORIGIN, path="/users/create", args={"name": "renewed"}, nonce=1,
+                             expiry_ns=time.time_ns() + 600 * 10**9).to_wire()
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(cluster.nodes[2].api + "/actions", content=wire,
+                                         headers={"content-type": "application/octet-stream"})
+        assert response.status_code == 202, response.text
+        action_id = response.json()["action_id"]
+        for node in cluster.nodes:
+            await eventually(lambda node=node: committed(cluster, node, action_id), within=30,
+                             what=f"action committed on {node.node_id} after renewal")
+        assert await all_in_phase(cluster, cluster.nodes, "consensus")
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
+
+
+async def test_unreachable_ca_at_start_then_ca_issued_once_it_is_up(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path / "net", nodes=4)  # members pinned by key: no tokens
+    ca_node, others = cluster.nodes[0], cluster.nodes[1:]
+    try:
+        for node in others:
+            node.start()
+        # They come up self-signed and say that the CA cannot be reached.
+        for node in others:
+            async def reported(node: NodeProc = node) -> bool:
+                return bool(cluster.log_events(node, "still self-signed: no CA certificate yet"))
+            await eventually(reported, within=30, what=f"{node.node_id} reporting the unreachable CA")
+        for node in others:
+            assert await phase_of(cluster, node) == "self-signed"
+            stats = await cluster.get(node, "/stats")
+            assert stats["events_inserted"] <= 1, stats  # no gossip while self-signed
+            assert not issued_certificate_path(node.home).exists()
+        waiting = cluster.log_events(others[0], "still self-signed: no CA certificate yet")[0]
+        assert "CA unreachable" in waiting["error"]
+
+        ca_node.start()
+        started = time.monotonic()
+        await eventually(lambda: all_in_phase(cluster, cluster.nodes, "consensus"), within=45,
+                         what="all four nodes in phase consensus once the CA is up")
+        took = time.monotonic() - started
+        check_issued_online(cluster, Path(manifest(tmp_path / "net")["origins"][0]["ca"]["dir"]))
+        times = record_phase_times("ca-late", cluster)
+        print(f"  consensus on all four {took:.1f} s after node0 was started")
+        for node in others:
+            t = times[node.node_id]
+            assert t["ca-issued"] - t["self-signed"] > 3.0, t  # they did wait for the CA
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
