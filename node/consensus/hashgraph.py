@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import NamedTuple
 
 from node.consensus import fame, order
@@ -85,6 +86,7 @@ def _witnesses_in(witnesses: list[EventRecord], hits: int) -> list[EventRecord]:
 
 
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+_ZEROS = repeat(0)  # the default of `dict.get` in `map`
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,9 @@ class Hashgraph:
         self._creators.append(member)
         self.anc.chains.append({})
         self.top_index.append(-1)
+        for info in self.rounds.values():
+            info.wvecs.append({})
+            info.pwvecs.append({})
         self._pcache.clear()  # `every_column` and `chains` depend on the columns
         self._pcols_by_set.clear()
         for rec in self.anc.events.values():  # rare: a member joined; keep coordinates uniform
@@ -291,7 +296,7 @@ class Hashgraph:
                 # Fame will ask which witnesses of rnd - 1 this witness strongly sees.
                 prev = self.rounds.get(rnd - 1)
                 if prev is not None and (self._pcache.get(rnd - 1) or self._peer_columns(rnd - 1)).counted:
-                    hits = self._strongly_seen(rec, rnd - 1, rec.pwvec)
+                    hits = self._strongly_seen(rec, rnd - 1, rec.pwvec, prev, info)
                     rec.strongly_seen_prev = _witnesses_in(prev.witnesses, hits)
             rec.wvec |= 1 << (FIELD * len(info.witnesses))
             info.witnesses.append(rec)
@@ -299,6 +304,8 @@ class Hashgraph:
                 rec.famous = False  # a late witness of a decided round is never famous
             self.pending_witnesses.append(rec)
         info.events.append(rec)
+        info.wvecs[col][index] = rec.wvec
+        info.pwvecs[col][index] = rec.pwvec
         anc.events[event_hash] = rec
         if slot is None:
             anc.chains[col][index] = [rec]
@@ -337,7 +344,7 @@ class Hashgraph:
     def _round_info(self, rnd: int) -> RoundInfo:
         info = self.rounds.get(rnd)
         if info is None:
-            info = self.rounds[rnd] = RoundInfo(rnd)
+            info = self.rounds[rnd] = RoundInfo(rnd, len(self._creators))
             if rnd > self.last_round:
                 self.last_round = rnd
         return info
@@ -379,7 +386,7 @@ class Hashgraph:
         else:
             if own.bit_count() < sm:
                 return pr  # x cannot strongly see a witness it does not descend from
-            hits = self._strongly_seen(rec, pr, own)
+            hits = self._strongly_seen(rec, pr, own, info, None)
             if hits.bit_count() < sm:
                 return pr
             # Fame asks the witnesses of pr + 1 which witnesses of pr they strongly see: keep it.
@@ -387,28 +394,31 @@ class Hashgraph:
         rec.wvec, rec.pwvec = 0, own  # no parent is in round pr + 1
         return pr + 1
 
-    def _strongly_seen(self, x: EventRecord, q: int, own: int) -> int:
+    def _strongly_seen(
+        self, x: EventRecord, q: int, own: int, info: RoundInfo, after: RoundInfo | None
+    ) -> int:
         """Without forks: the witnesses of round q that x strongly sees (the top bit of their
-        field), for x of round q or q + 1 not yet in its chain; `own` is x's own vector for round q.
+        field), for x of round q or q + 1 not yet inserted; `own` is x's own vector for round q,
+        `info` round q and `after` round q + 1 (None: x's ancestors are all of round <= q).
 
         x strongly sees w when, for SM members c of P(q), x's newest ancestor by c has w as
         ancestor: has w's field set in its `wvec` (if in round q) or `pwvec` (if in round q + 1)."""
         pc = self._pcache.get(q) or self._peer_columns(q)
         la = x.la
+        # x's newest ancestor by c is la[c]; absent from a round's table: it is of another round.
         if pc.every_column:
-            slots = map(dict.get, self.anc.chains, la)
+            total = sum(map(dict.get, info.wvecs, la, _ZEROS))
+            if after is not None:
+                total += sum(map(dict.get, after.pwvecs, la, _ZEROS))
         else:
-            slots = map(dict.get, pc.chains, map(la.__getitem__, pc.cols))
-        vecs = [own] if x.col in pc.colset else []  # x's own column: x itself
-        for slot in slots:
-            if slot is not None:
-                last = slot[0]
-                r = last.round
-                if r == q:
-                    vecs.append(last.wvec)
-                elif r > q:
-                    vecs.append(last.pwvec)
-        return (sum(vecs) + pc.threshold_add) & pc.top_bits
+            cols = pc.cols
+            keys = [la[c] for c in cols]
+            total = sum(map(dict.get, [info.wvecs[c] for c in cols], keys, _ZEROS))
+            if after is not None:
+                total += sum(map(dict.get, [after.pwvecs[c] for c in cols], keys, _ZEROS))
+        if x.col in pc.colset:
+            total += own  # x's own column: x itself
+        return (total + pc.threshold_add) & pc.top_bits
 
     # -- consensus ----------------------------------------------------------------------------
 

@@ -65,9 +65,11 @@ class EventRecord:
 class RoundInfo:
     """Witnesses and decision state of one round."""
 
-    __slots__ = ("number", "witnesses", "decided", "famous_unique", "whitening", "events", "min_la")
+    __slots__ = (
+        "number", "witnesses", "decided", "famous_unique", "whitening", "events", "min_la", "wvecs", "pwvecs",
+    )
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int, columns: int = 0) -> None:
         self.number = number
         self.witnesses: list[EventRecord] = []
         self.decided = False
@@ -77,3 +79,7 @@ class RoundInfo:
         # Elementwise minimum of the unique famous witnesses' `la`: x is an ancestor of all of
         # them iff min_la[x.col] >= x.index (when nobody forked).
         self.min_la: list[int] = []
+        # Per column, index -> `wvec` / `pwvec` of that creator's events of this round, so the
+        # vectors of an event's newest ancestors are fetched by `map(dict.get, wvecs, la)` in C.
+        self.wvecs: list[dict[int, int]] = [{} for _ in range(columns)]
+        self.pwvecs: list[dict[int, int]] = [{} for _ in range(columns)]
