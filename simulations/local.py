@@ -114,9 +114,13 @@ def final_rate(monitor: Monitor, origin: str, t0: float, t1: float) -> float:
     return best
 
 
+STARTED: list[LocalCluster] = []  # stopped again by main() should a second Ctrl-C cut a stop short
+
+
 async def simulate(opts: Options, root: Path, console: Console) -> dict[str, Any]:
     kinds = [k for k in opts.faults.split(",") if k]
     cluster = LocalCluster.create(root, opts.nodes, opts.origins)
+    STARTED.append(cluster)
     try:
         cluster.start_all()
         limits = httpx.Limits(max_connections=opts.actors + 64, max_keepalive_connections=opts.actors + 64)
@@ -246,16 +250,24 @@ def main(argv: list[str] | None = None) -> int:
         root_parent = Path(tempfile.mkdtemp(prefix="node-sim-"))
         root = root_parent / "net"
     signal.signal(signal.SIGTERM, _terminate)
+    interrupted = False
+    report: dict[str, Any] = {}
     try:
         report = trio.run(simulate, opts, root, console)
-    except KeyboardInterrupt:
-        console.print("interrupted: every node stopped")
-        return 130
+    except* KeyboardInterrupt:  # trio may hand it over inside an exception group
+        interrupted = True
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # nothing may cut the cleanup short now
+        for cluster in STARTED:
+            cluster.stop_all()  # idempotent: nodes already stopped are skipped
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         if root_parent is not None and not opts.keep:
             shutil.rmtree(root_parent, ignore_errors=True)
         elif opts.keep or opts.out is not None:
             console.print(f"testnet kept in {root}")
+    if interrupted:
+        console.print("interrupted: every node stopped")
+        return 130
     graph = report.pop("graph", None)
     console.print(json.dumps({"ok": report["ok"], "figures": report["figures"], "faults": report["faults"],
                               "skipped": report["skipped"]}, indent=1))

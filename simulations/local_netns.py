@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -47,8 +48,13 @@ def reexec_in_namespace(argv: list[str]) -> int:
                                  env={**os.environ, NETNS_ENV: name})
         try:
             return child.wait()
-        except KeyboardInterrupt:  # the child got the same Ctrl-C: let it stop its nodes
-            return child.wait()
+        except KeyboardInterrupt:
+            # From a terminal the child got the same Ctrl-C; if only we did, pass it on once.
+            try:
+                return child.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                child.send_signal(signal.SIGINT)
+                return child.wait()
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
 
