@@ -37,9 +37,10 @@ from node.crypto import PrivateKey
 Hasher = Callable[[Event], bytes]
 PRUNE_EVERY_ROUNDS = 4
 # Witness vectors (`EventRecord.wvec`): one FIELD-bit counter per witness of a round, so the
-# vectors of n members add up, in one C-level `sum`, to per-witness counts (n < 2**FIELD).
+# vectors of n members add up, in one C-level `sum`, to per-witness counts.
 FIELD = 8
-MAX_COUNTED_MEMBERS = (1 << FIELD) - 1  # larger peer sets take the per-witness path
+MAX_COUNTED_MEMBERS = 191  # fields hold n + 2**(FIELD-1) - SM(n) and SM(n) <= 2**(FIELD-1); larger
+# peer sets take the per-witness path
 
 
 def default_hasher(event: Event) -> bytes:
@@ -55,14 +56,13 @@ class InsertResult(NamedTuple):  # a tuple: built once per event on the hot path
 
 
 class _PeerColumns(NamedTuple):
-    """P(r) in column terms, cached per round for the insertion hot path."""
+    """P(r) in column terms for the insertion hot path (built once per peer set)."""
 
     peers: PeerSet
     cols: list[int]  # the members' columns
     supermajority: int
     colset: frozenset[int]
     every_column: bool  # P(r) holds every known creator: per-event vectors need no selecting
-    chains: list[dict[int, list[EventRecord]]]  # the members' chains, in `cols` order
     counted: bool  # witness vectors can count this many members
     # Added to a sum of witness vectors, sets a field's top bit iff its count >= supermajority.
     threshold_add: int
@@ -155,7 +155,7 @@ class Hashgraph:
         for info in self.rounds.values():
             info.wvecs.append({})
             info.pwvecs.append({})
-        self._pcache.clear()  # `every_column` and `chains` depend on the columns
+        self._pcache.clear()  # `every_column` depends on the columns
         self._pcols_by_set.clear()
         for rec in self.anc.events.values():  # rare: a member joined; keep coordinates uniform
             rec.la.append(-1)
@@ -186,8 +186,7 @@ class Hashgraph:
                 cols = [self._col_of[m] for m in ps.members]
                 sm, top = ps.supermajority, 1 << (FIELD - 1)
                 cached = _PeerColumns(
-                    ps, cols, sm, frozenset(cols), len(cols) == len(self._creators),
-                    [self.anc.chains[c] for c in cols], len(cols) <= MAX_COUNTED_MEMBERS,
+                    ps, cols, sm, frozenset(cols), len(cols) == len(self._creators), len(cols) <= MAX_COUNTED_MEMBERS,
                     _fields(top - sm, len(cols)), _fields(top, len(cols)),
                 )
                 self._pcols_by_set[ps] = cached
