@@ -82,6 +82,8 @@ class EngineTrust:
         self._started = time.monotonic() if started is None else started  # for after_s in logs
         self.manager: TrustManager | None = None
         self.ca: CaService | None = None
+        self.ca_directory: CaDirectory | None = None
+        self._revocation_poll = settings.revocation_poll
         self.offline_issued = False
         bind = split_host_port(settings.listen)
         now = dt.datetime.now(dt.UTC)
@@ -93,7 +95,7 @@ class EngineTrust:
             )
         elif self.mode == "ca":
             assert settings.ca_dir is not None
-            directory = CaDirectory(home_root / settings.ca_dir)  # an absolute ca_dir stays absolute
+            directory = self.ca_directory = CaDirectory(home_root / settings.ca_dir)  # an absolute one stays absolute
             authority = directory.authority(
                 secrets.token_bytes, members=members, lifetime=dt.timedelta(seconds=settings.cert_lifetime)
             )
@@ -175,6 +177,7 @@ class EngineTrust:
                 await nursery.start(self.ca.run, self._key)
                 self._store_own()
                 nursery.start_soon(self._keep_own_stored)
+                nursery.start_soon(self._follow_revocation_file)
                 self._issued("own CA", self.endpoint.identity.certificate.serial_number)
             elif self.manager is not None:
                 await nursery.start(self.manager.run)
@@ -200,6 +203,43 @@ class EngineTrust:
                 serial = current
                 await trio.to_thread.run_sync(self._store_own)
                 log.info("own certificate renewed", serial=f"{serial:x}")
+
+    # -- revocations made offline (`node certs revoke --ca HOME/ca ...`) while the CA node runs ---------
+
+    def _revocation_file_state(self) -> tuple[int, int] | None:
+        assert self.ca_directory is not None
+        try:
+            stat = self.ca_directory.revoked_file.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    async def _follow_revocation_file(self) -> None:
+        """Apply what an operator adds to revoked.json: drop those peers now, and tell every node
+        (they fetch the list from us). The file is also rewritten by us on every issuance, so an
+        edit racing with an issuance can be lost: check `node certs show` after revoking."""
+        assert self.ca is not None and self.ca_directory is not None
+        ca, directory = self.ca, self.ca_directory
+        seen = self._revocation_file_state()
+        while True:
+            await trio.sleep(min(self._revocation_poll, 1.0))
+            state = self._revocation_file_state()
+            if state == seen:
+                continue
+            seen = state
+            try:
+                listed = directory.load_revoked()
+            except ConfigError as exc:
+                log.warning("revocation list not read", error=str(exc))
+                continue
+            for node_id in sorted(listed.node_ids - ca.authority.revoked.node_ids):
+                log.warning("node revoked", node=node_id)
+                ca.revoke_node(node_id)
+            for serial in sorted(listed.serials - ca.authority.revoked.serials):
+                if serial in ca.authority.issued:
+                    log.warning("certificate revoked", serial=f"{serial:x}", node=ca.authority.issued[serial].node_id)
+                    ca.revoke_serial(serial)
+            seen = self._revocation_file_state()  # our own save just rewrote it
 
     # -- a node waiting for its certificate says so ----------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Issue 5 on real processes: a 4-node origin from `node testnet` whose certificates are issued
-online by its CA node (node0), from nothing to phase `consensus`; and the same with the CA node
-started late (the others stay self-signed, say so, and move on once it is up).
+online by its CA node (node0), from nothing to phase `consensus`, renewed while it decides, and one
+node revoked (back to self-signed, the rest decide on); and the same origin with the CA node started
+late (the others stay self-signed, say so, and move on once it is up).
 
 The time of each phase (from each node's `phase reached ... after_s=` log lines) is printed and
 saved to artifacts/cluster_trust_phases.json.
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from node.actions import Envelope
 from node.crypto import PrivateKey
@@ -87,6 +90,17 @@ def check_issued_online(cluster: Cluster, ca_dir: Path) -> dict[str, int]:
     return serials
 
 
+async def submit(node: NodeProc, name: str) -> str:
+    wire = Envelope.sign(PrivateKey.generate(), origin=ORIGIN, path="/users/create", args={"name": name}, nonce=1,
+                         expiry_ns=time.time_ns() + 600 * 10**9).to_wire()
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(node.api + "/actions", content=wire,
+                                     headers={"content-type": "application/octet-stream"})
+    assert response.status_code == 202, response.text
+    action_id: str = response.json()["action_id"]
+    return action_id
+
+
 async def committed(cluster: Cluster, node: NodeProc, action_id: str) -> bool:
     latest = (await cluster.get(node, "/status")).get("latest_block")
     for index in range(-1 if latest is None else latest, -1, -1):  # newest first
@@ -96,7 +110,7 @@ async def committed(cluster: Cluster, node: NodeProc, action_id: str) -> bool:
     return False
 
 
-async def test_online_issuance_from_nothing_to_consensus_then_renewal(tmp_path: Path) -> None:
+async def test_online_issuance_from_nothing_to_consensus_then_renewal_and_revocation(tmp_path: Path) -> None:
     cluster = Cluster.create(tmp_path / "net", nodes=4, tokens=True)
     ca_info = manifest(tmp_path / "net")["origins"][0]["ca"]
     ca_dir = Path(ca_info["dir"])
@@ -104,6 +118,8 @@ async def test_online_issuance_from_nothing_to_consensus_then_renewal(tmp_path: 
     for node in cluster.nodes:  # nothing issued yet: only node0's CA exists
         assert not issued_certificate_path(node.home).exists()
     cluster.nodes[0].extra_env["NODE_CERT_LIFETIME"] = SHORT_LIFETIME_S
+    for node in cluster.nodes:
+        node.extra_env["NODE_REVOCATION_POLL"] = "0.5"
     try:
         cluster.start()
         await eventually(lambda: all_in_phase(cluster, cluster.nodes, "consensus"), within=60,
@@ -129,18 +145,37 @@ async def test_online_issuance_from_nothing_to_consensus_then_renewal(tmp_path: 
             return check
         await eventually(renewed(), within=30, what="every certificate renewed")
         check_issued_online(cluster, ca_dir)
-        key = PrivateKey.generate()
-        wire = Envelope.sign(key, origin=ORIGIN, path="/users/create", args={"name": "renewed"}, nonce=1,
-                             expiry_ns=time.time_ns() + 600 * 10**9).to_wire()
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(cluster.nodes[2].api + "/actions", content=wire,
-                                         headers={"content-type": "application/octet-stream"})
-        assert response.status_code == 202, response.text
-        action_id = response.json()["action_id"]
+        action_id = await submit(cluster.nodes[2], "renewed")
         for node in cluster.nodes:
             await eventually(lambda node=node: committed(cluster, node, action_id), within=30,
                              what=f"action committed on {node.node_id} after renewal")
         assert await all_in_phase(cluster, cluster.nodes, "consensus")
+
+        # Revocation in the running origin: the operator revokes node3 in node0's CA directory; the
+        # CA node picks it up and refuses node3 from then on (handshakes, renewal), the others learn
+        # it from the CA's list and drop it. node3 cannot renew, so it is back to self-signed when its
+        # certificate expires (passive revocation, 18 s here), and is refused a new one; the other
+        # three keep deciding without it.
+        revoked, rest = cluster.nodes[3], cluster.nodes[:3]
+        result = await trio.run_process(
+            [sys.executable, "-m", "node", "certs", "revoke", "--ca", str(ca_dir), "--node", revoked.node_id],
+            capture_stdout=True, capture_stderr=True,
+        )
+        assert b"revoked node" in result.stdout
+        await eventually(lambda: all_in_phase(cluster, [revoked], "self-signed"), within=30,
+                         what="the revoked node back in phase self-signed")
+        assert cluster.log_events(revoked, "CA certificate lost: back to self-signed, gossip paused")
+
+        async def refused() -> bool:
+            reports = cluster.log_events(revoked, "still self-signed: no CA certificate yet")
+            return any("refused" in r["error"] and "revoked" in r["error"] for r in reports)
+        await eventually(refused, within=20, what="the revoked node refused a new certificate")
+        action_id = await submit(cluster.nodes[1], "after-revocation")
+        for node in rest:
+            await eventually(lambda node=node: committed(cluster, node, action_id), within=30,
+                             what=f"action committed on {node.node_id} after the revocation")
+        assert await all_in_phase(cluster, rest, "consensus")
+        assert await phase_of(cluster, revoked) == "self-signed"
     except BaseException:
         print(cluster.logs())
         raise
