@@ -145,6 +145,12 @@ def testnet_cmd(nodes: int, origins: int, out: Path, host: str, offline_certs: b
     click.echo(f"wrote {out}/testnet.json")
     for entry in manifest["origins"]:  # type: ignore[attr-defined]
         click.echo(f"# origin {entry['origin']}")
+        ca = entry["ca"]
+        if ca["online"]:
+            click.echo(f"# CA in {ca['dir']} (node {ca['node']}; fingerprint {ca['fingerprint']}): the others get")
+            click.echo("# their certificates from it when they start, and wait for it while it is down")
+        else:
+            click.echo(f"# certificates issued offline by the CA in {ca['dir']}")
         for n in entry["nodes"]:
             click.echo(f"python -m node start --origin {entry['origin']} --home {n['home']}   # api http://{n['api']}")
 

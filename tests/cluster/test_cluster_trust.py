@@ -218,3 +218,45 @@ async def test_unreachable_ca_at_start_then_ca_issued_once_it_is_up(tmp_path: Pa
         raise
     finally:
         cluster.stop()
+
+
+def test_testnet_layouts_online_with_tokens_and_offline(tmp_path: Path) -> None:
+    """No processes: what `node testnet` writes for online issuance (node0 holds the CA, the others
+    only its id, address, fingerprint and a token) and with --offline-certs (certificates in every home)."""
+    from node.commands.testnet import make_testnet
+    from node.config import load_settings
+    from node.trust import certificate_fingerprint
+    from node.trust.tokens import token_hash
+
+    online: Any = make_testnet(tmp_path / "online", 3, [ORIGIN], tokens=True)
+    ca = online["origins"][0]["ca"]
+    nodes = online["origins"][0]["nodes"]
+    fingerprint = certificate_fingerprint(load_certificate((Path(ca["dir"]) / "ca.crt").read_bytes()))
+    assert ca["online"] and ca["fingerprint"] == fingerprint and ca["node"] == nodes[0]["id"]
+    given = []
+    for i, entry in enumerate(nodes):
+        home = Path(entry["home"])
+        settings = load_settings(flags={"home": home}, env={}).settings
+        assert not issued_certificate_path(home).exists() and not ca_certificate_path(home).exists()
+        assert settings.ca_node == f"{nodes[0]['id']}@{nodes[0]['listen']}"
+        assert settings.ca_fingerprint == fingerprint
+        assert (settings.ca_dir == "ca") == (i == 0)
+        assert (settings.bootstrap_token is not None) == (i > 0)
+        if settings.bootstrap_token is not None:
+            given.append(settings.bootstrap_token)
+    tokens = json.loads((Path(ca["dir"]) / "tokens.json").read_text())
+    assert len(tokens) == 2 and all(used == 0 for _, used in tokens.values())
+    # the CA keeps only the tokens' hashes
+    assert sorted(tokens) == sorted(token_hash(t) for t in given)
+    assert not any(t in (Path(ca["dir"]) / "tokens.json").read_text() for t in given)
+
+    offline: Any = make_testnet(tmp_path / "offline", 3, [ORIGIN], offline_certs=True)
+    ca = offline["origins"][0]["ca"]
+    assert not ca["online"] and Path(ca["dir"]) == tmp_path / "offline" / ORIGIN / "ca"
+    ca_cert = load_certificate((Path(ca["dir"]) / "ca.crt").read_bytes())
+    for entry in offline["origins"][0]["nodes"]:
+        home = Path(entry["home"])
+        settings = load_settings(flags={"home": home}, env={}).settings
+        assert settings.ca_node is None and settings.ca_dir is None
+        cert = load_certificate(issued_certificate_path(home).read_bytes())
+        assert verify_issued(cert, ca=ca_cert, origin=ORIGIN, now=dt.datetime.now(dt.UTC)).node_id == entry["id"]
