@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from simulations.det_net import MS, LinkFaults
 
 FAULT_KINDS = ("drop", "delay", "reorder", "partition", "crash", "dup")
+# Not in "all": a crash that also loses the node's disk (it restarts empty and must catch up).
+EXTRA_FAULT_KINDS = ("wipe",)
 
 
 class FaultSpecError(ValueError):
@@ -17,19 +19,20 @@ class FaultSpecError(ValueError):
 def parse_faults(spec: str) -> frozenset[str]:
     """`drop,delay,...`, `all` or `none` (empty)."""
     names = {s.strip() for s in spec.split(",") if s.strip()}
-    if names in ({"all"}, {"all", "none"}):
-        return frozenset(FAULT_KINDS)
+    if "all" in names:
+        names = (names - {"all"}) | set(FAULT_KINDS)
     names.discard("none")
-    unknown = names - set(FAULT_KINDS)
+    known = FAULT_KINDS + EXTRA_FAULT_KINDS
+    unknown = names - set(known)
     if unknown:
-        raise FaultSpecError(f"unknown faults {', '.join(sorted(unknown))}; known: {', '.join(FAULT_KINDS)}, all")
+        raise FaultSpecError(f"unknown faults {', '.join(sorted(unknown))}; known: {', '.join(known)}, all")
     return frozenset(names)
 
 
 @dataclass(frozen=True)
 class FaultStep:
     at: float  # simulated seconds
-    kind: str  # "partition" | "join" | "crash" | "restart"
+    kind: str  # "partition" | "join" | "crash" | "wipe" | "restart"
     nodes: frozenset[int]
 
 
@@ -64,7 +67,8 @@ def schedule(faults: frozenset[str], n: int, fault_seconds: float, rng: random.R
             steps += [FaultStep(t, "partition", minority), FaultStep(t + length, "join", minority)]
             t += length + rng.uniform(0.2, 1.5)
     max_down = (n - 1) // 3
-    if "crash" in faults and max_down > 0:
+    crash_kinds = [k for k in ("crash", "wipe") if k in faults]
+    if crash_kinds and max_down > 0:
         downs: list[tuple[float, float, int]] = []
         for _ in range(rng.randint(1, 3)):
             start = rng.uniform(0.2, fault_seconds * 0.8)
@@ -74,6 +78,7 @@ def schedule(faults: frozenset[str], n: int, fault_seconds: float, rng: random.R
                 continue
             node = rng.choice([i for i in range(n) if i not in overlapping])
             downs.append((start, end, node))
-            steps += [FaultStep(start, "crash", frozenset({node})), FaultStep(end, "restart", frozenset({node}))]
+            kind = crash_kinds[0] if len(crash_kinds) == 1 else rng.choice(crash_kinds)
+            steps += [FaultStep(start, kind, frozenset({node})), FaultStep(end, "restart", frozenset({node}))]
     steps.sort(key=lambda s: (s.at, s.kind))
     return steps

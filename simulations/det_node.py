@@ -101,6 +101,7 @@ class SimNode:
         self.nursery: trio.Nursery | None = None  # this incarnation's: handlers of peers' requests run in it
         self.heard: dict[str, float] = {}
         self.crashes = 0
+        self.archive_served = 0
         self.lost_pending: list[bytes] = []  # accepted transactions a crash lost before any event held them
         self.on_block: Callable[[], None] | None = None  # told after each applied block
 
@@ -136,14 +137,16 @@ class SimNode:
                 self.nursery = nursery
                 await self.gossip.run()
 
-    def crash(self) -> None:
-        """Stop at once: in-memory state is gone, the disk stays."""
+    def crash(self, *, wipe: bool = False) -> None:
+        """Stop at once: in-memory state is gone, the disk stays (unless `wipe`: the disk is lost too)."""
         if self.core is not None:
             self.lost_pending.extend(self.core.pending_transactions)
         if self.scope is not None:
             self.scope.cancel()
         self.core = self.gossip = self.scope = self.nursery = None
         self.crashes += 1
+        if wipe:
+            self.disk = Disk()
 
     def submit(self, tx: bytes) -> bool:
         """The engine's submit: queue in the core and wake gossip.  False when refused or down."""
@@ -185,6 +188,7 @@ class SimNode:
         store: Any = self.disk  # duck-types the ChainStore methods events_from_store uses
         known = core.graph.known()
         events = events_from_store(store, list(self.setup.members.members), request.known, known, core.sync_limit)
+        self.archive_served += bool(events)
         return SyncResponse(tuple(events), known, True) if events else None
 
     def blocks_ready(self) -> None:

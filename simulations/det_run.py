@@ -132,9 +132,9 @@ class Simulation:
                 self.partitions += 1
             elif step.kind == "join":
                 self.net.minority = frozenset()
-            elif step.kind == "crash":
+            elif step.kind in ("crash", "wipe"):
                 for i in step.nodes:
-                    self.nodes[i].crash()
+                    self.nodes[i].crash(wipe=step.kind == "wipe")
             elif step.kind == "restart":
                 for i in step.nodes:
                     if not self.nodes[i].up:
@@ -218,11 +218,24 @@ class Simulation:
                     seen.add(tx)
         required = self.required()
         if self.live_at is None:
+            decided = {tx for c in chains for e in c for tx in e.transactions}
+            lost = [tx for nd in self.nodes for tx in nd.lost_pending if tx in required and tx not in decided]
+            if lost:
+                where = next(nd.index for nd in self.nodes if lost[0] in nd.lost_pending)
+                raise SimulationViolation(
+                    f"acknowledged transaction lost: {len(lost)} accepted by a node (first n{where}) that crashed "
+                    "before any event carried them"
+                )
             missing = [sum(1 for tx in required if tx not in {t for e in c for t in e.transactions}) for c in chains]
             raise SimulationViolation(
                 f"liveness: {self.cfg.liveness_seconds:g} s after the heal, transactions still undecided per node: "
                 f"{missing} (of {len(required)})"
             )
+        for node in self.nodes:
+            forkers = node.core.graph.forkers() if node.core is not None else []
+            if forkers:
+                who = next((nd.index for nd in self.nodes if nd.key.public == forkers[0]), -1)
+                raise SimulationViolation(f"honest node equivocated: n{node.index} holds a fork by n{who}")
         if self.net.stats.penalties:
             by, whom, reason = self.net.stats.penalties[0]
             raise SimulationViolation(f"honest peer penalised: {by} penalised {whom}: {reason}")
@@ -236,6 +249,7 @@ class Simulation:
             "messages": s.requests, "dropped": s.dropped, "duplicated": s.duplicated, "reordered": s.reordered,
             "refused": s.refused, "remote_errors": s.remote_errors, "penalties": len(s.penalties),
             "partitions": self.partitions, "crashes": sum(nd.crashes for nd in self.nodes),
+            "archive_served": sum(nd.archive_served for nd in self.nodes),
             "lost_pending": sum(len(nd.lost_pending) for nd in self.nodes),
             "accepted": len(self.accepted), "chain_lengths": [len(c) for c in chains],
         }

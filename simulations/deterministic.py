@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the seed to run (default 0)")
     p.add_argument("--seeds", help="a range of seeds A..B (both included) instead of --seed")
     p.add_argument("--nodes", type=int, default=4, help="cluster size (default 4)")
-    p.add_argument("--faults", default="all", help="drop,delay,reorder,partition,crash,dup | all | none (default all)")
+    p.add_argument("--faults", default="all", help="drop,delay,reorder,partition,crash,dup|all|none; +wipe")
     p.add_argument("--fault-seconds", type=float, default=6.0, help="simulated seconds of faults before the heal")
     p.add_argument("--liveness-seconds", type=float, default=60.0, help="deadline to decide everything after the heal")
     p.add_argument("--tx-interval", type=float, default=0.1, help="mean simulated seconds between submissions")
@@ -64,7 +64,7 @@ def summary(r: RunResult, wall: float) -> str:
         f"sim={r.sim_seconds:.2f}s live_after_heal={r.heal_to_live_seconds:.2f}s wall={wall:.2f}s "
         f"digest={r.digest} msgs={s.get('messages')} dropped={s.get('dropped')} dup={s.get('duplicated')} "
         f"reordered={s.get('reordered')} partitions={s.get('partitions')} crashes={s.get('crashes')} "
-        f"lost_pending={s.get('lost_pending')}"
+        f"lost_pending={s.get('lost_pending')} archive_served={s.get('archive_served')}"
     )
 
 
