@@ -21,11 +21,17 @@ from node.consensus.event import Event
 from node.consensus.node_core import MemberCore, SyncOutcome
 from node.consensus.sync import EagerPush, SyncDecodeError, SyncRequest, SyncResponse, decode_message, encode_message
 from node.errors import InvalidInput
-from node.transport import PeerInfo, TransportError
+from node.transport import EndpointNotRunning, PeerInfo, TransportError
 
 log = structlog.get_logger("gossip")
 
 PENALTY_SECONDS = 30.0
+# A sync normally takes milliseconds; waiting the transport's full request deadline on a peer that
+# crashed or froze would stall every gossip round behind it.
+SYNC_TIMEOUT_S = 2.0
+# A peer that failed is skipped for a while (doubling up to the cap) while others answer.
+SUSPECT_FIRST_S = 1.0
+SUSPECT_MAX_S = 16.0
 
 
 class GossipPaused(InvalidInput):
@@ -91,6 +97,7 @@ class GossipService:
         self.clock_ns = clock_ns
         self.archive = archive  # answers requests for events pruned from memory (from disk)
         self.stats = GossipStats()
+        self._suspects: dict[str, tuple[float, float]] = {}  # node id -> (skip until, last pause)
         self._wake = trio.Event()
         self.paused = paused
         self._resumed = trio.Event()
@@ -161,16 +168,47 @@ class GossipService:
                 continue
             peer_key, request = step
             address = self.by_key.get(peer_key)
+            if address is not None and self._suspected(address.node_id):
+                other = self._healthy_peer()
+                if other is not None:
+                    address, request = other, self.core.make_sync_request(other.public_key)
             if address is not None:
                 await self._sync(address, request)
 
+    async def _stopping(self) -> None:
+        """The endpoint stopped under us: the node is shutting down (a cancellation is pending,
+        and this checkpoint delivers it) or the transport died (the supervisor will see it)."""
+        await trio.lowlevel.checkpoint()
+        raise EndpointNotRunning("the QUIC endpoint stopped while gossip was running")
+
+    def _suspected(self, node_id: str) -> bool:
+        until = self._suspects.get(node_id)
+        return until is not None and until[0] > trio.current_time()
+
+    def _healthy_peer(self) -> PeerAddress | None:
+        healthy = [p for p in self.by_key.values() if not self._suspected(p.node_id)]
+        return healthy[self.rng.randrange(len(healthy))] if healthy else None
+
+    def _suspect(self, node_id: str) -> None:
+        _, last = self._suspects.get(node_id, (0.0, 0.0))
+        pause = min(SUSPECT_MAX_S, last * 2) if last else SUSPECT_FIRST_S
+        self._suspects[node_id] = (trio.current_time() + pause, pause)
+
     async def _sync(self, address: PeerAddress, request: SyncRequest) -> None:
         payload = encode_message(request)
+        reply = None
         try:
-            reply = await self.transport.request(address.node_id, (address.host, address.port), payload)
+            with trio.move_on_after(SYNC_TIMEOUT_S):
+                reply = await self.transport.request(address.node_id, (address.host, address.port), payload)
+            if reply is None:
+                self._error(address.node_id, f"sync with {address.node_id} timed out after {SYNC_TIMEOUT_S}s")
+                return
             message = decode_message(reply, limit=self.core.sync_limit)
         except TransportError as exc:
             self._error(address.node_id, f"sync with {address.node_id} failed: {exc}")
+            return
+        except EndpointNotRunning:
+            await self._stopping()
             return
         except SyncDecodeError as exc:
             self._penalise(address.node_id, f"malformed sync response: {exc}")
@@ -178,6 +216,7 @@ class GossipService:
         if not isinstance(message, SyncResponse):
             self._penalise(address.node_id, f"answered a sync with {type(message).__name__}")
             return
+        self._suspects.pop(address.node_id, None)
         self.stats.syncs += 1
         self.stats.bytes_sent += len(payload)
         self.stats.bytes_received += len(reply)
@@ -198,12 +237,16 @@ class GossipService:
         if outcome.push is not None and not outcome.penalise:
             payload = encode_message(outcome.push)
             try:
-                await self.transport.request(address.node_id, (address.host, address.port), payload)
-                self.stats.bytes_sent += len(payload)
+                with trio.move_on_after(SYNC_TIMEOUT_S):
+                    await self.transport.request(address.node_id, (address.host, address.port), payload)
+                    self.stats.bytes_sent += len(payload)
             except TransportError as exc:
                 self._error(address.node_id, f"push to {address.node_id} failed: {exc}")
+            except EndpointNotRunning:
+                await self._stopping()
 
     def _error(self, node_id: str, message: str) -> None:
+        self._suspect(node_id)
         self.stats.sync_errors += 1
         self.stats.by_peer_errors[node_id] = self.stats.by_peer_errors.get(node_id, 0) + 1
         if self.stats.last_error != message:
