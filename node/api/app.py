@@ -33,6 +33,7 @@ from node.errors import InvalidInput
 MAX_INT = 2**63 - 1
 MAX_WAIT_S = 300.0
 DEFAULT_WAIT_S = 30.0
+CARRY_WAIT_S = 10.0  # how long an acknowledgement may wait for the action to be in a stored event
 MAX_MEMBER_CHARS = 128
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
@@ -199,6 +200,7 @@ def build_app(view: NodeView) -> Starlette:
                 raise PayloadTooLarge(f"an action is at most {MAX_ENVELOPE_BYTES} bytes", reason="too_large")
         if not body:
             raise BadRequest("the body must be the envelope's wire bytes", reason="malformed")
+        carried = False
         try:
             action_id = view.submit_action(bytes(body))
         except ActionError as exc:
@@ -207,6 +209,13 @@ def build_app(view: NodeView) -> Starlette:
             raise
         except InvalidInput as exc:  # the pool refused it (full, too large for an event): retry later
             raise Unavailable(str(exc), reason="refused") from exc
+        if view.wait_carried is not None:
+            with trio.move_on_after(CARRY_WAIT_S):
+                await view.wait_carried(bytes(body))
+                carried = True
+            if not carried:
+                return error(503, f"not yet in a stored event after {CARRY_WAIT_S:g} s; resend later",
+                             action_id=action_id.hex(), reason="not_carried")
         if not wait:
             return JSONResponse({"action_id": action_id.hex()}, status_code=202)
         receipt = None

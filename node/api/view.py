@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import trio
@@ -102,6 +102,10 @@ class NodeView:
     ) -> None:
         self.store = store
         self.graph = graph  # the engine sets it (`view.graph = g`) once consensus runs
+        # Set by the engine: returns once a submitted envelope is inside one of the node's own
+        # events on disk; `POST /actions` acknowledges (202) only then, so a crash loses nothing
+        # that was acknowledged.
+        self.wait_carried: Callable[[bytes], Awaitable[None]] | None = None
         # Called with (seconds from submit to receipt, receipt) for actions submitted here.
         self.latency_listeners: list[Callable[[float, JSONDict], None]] = []
         self.node_id = node_id

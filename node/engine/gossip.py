@@ -53,6 +53,8 @@ class GossipSink(Protocol):
 
     def peer_heard(self, node_id: str) -> None: ...
 
+    def own_event(self, event: Event) -> None: ...
+
 
 @dataclass
 class GossipStats:
@@ -161,7 +163,10 @@ class GossipService:
                 with trio.move_on_after(delay):
                     await self._wake.wait()
             self._wake = trio.Event()
+            head = self.core.head
             step = self.core.handle_timer(self.clock_ns(), self.rng)
+            if self.core.head is not head and self.core.head is not None:
+                self.sink.own_event(self.core.head)  # a lone member creates its events here
             if step is None:
                 self.sink.blocks_ready()
                 await trio.lowlevel.checkpoint()

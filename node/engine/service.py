@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 import trio
 
+from node import crypto
 from node.api import ApiService, NodeView
 from node.api.view import admitting_submit
 from node.config import split_host_port
@@ -107,6 +108,7 @@ class ConsensusEngine:
         self.view: NodeView | None = None
         self.series: TimeSeriesWriter | None = None
         self._rounds_counted = 0
+        self._carry_waiters: dict[bytes, trio.Event] = {}  # sha256(tx) -> set once in an own stored event
         self._bytes_counted = (0, 0, 0)  # gossip bytes sent, received, errors already in the metrics
         self._blocks_ready = trio.Event()
 
@@ -153,6 +155,7 @@ class ConsensusEngine:
             self.ctx.phases.observe(self._phase_changed)
             view = self.view = self._make_view(chain)
             self.block_listeners.append(lambda ab: view.block_applied(ab.block.index, ab.result))
+            view.wait_carried = self.wait_carried
             api = ApiService(view, bind=self.ctx.settings.api, home=self.ctx.home)
             series_store = await trio.to_thread.run_sync(TimeSeriesStore, self.ctx.home.data / "timeseries.duckdb")
             self.series = TimeSeriesWriter(series_store)
@@ -223,8 +226,26 @@ class ConsensusEngine:
     def submit(self, transaction: bytes) -> None:
         """Queue a transaction for our next event; TransactionRefused when it cannot be carried."""
         self.core.submit_transaction(transaction)
+        self._carry_waiters.setdefault(crypto.sha256(transaction), trio.Event())
         if self.gossip is not None:
             self.gossip.wake()
+
+    async def wait_carried(self, transaction: bytes) -> None:
+        """Return once `transaction` is inside one of our own events on disk: from then on a crash
+        cannot lose it (the event is gossiped again after a restart)."""
+        waiter = self._carry_waiters.get(crypto.sha256(transaction))
+        if waiter is not None:
+            await waiter.wait()
+
+    def own_event(self, event: Event) -> None:
+        """Write our own new event before anything else can happen (see `persist`)."""
+        if self.chain is None:
+            return
+        self.chain.put_events([(event.hash, event.creator, event.index, event.to_wire())])
+        for tx in event.transactions:
+            waiter = self._carry_waiters.pop(crypto.sha256(tx), None)
+            if waiter is not None:
+                waiter.set()
 
     # -- GossipSink ---------------------------------------------------------------------------------
 
@@ -236,8 +257,7 @@ class ConsensusEngine:
             # Our own new event is written before this task yields: a peer's sync request served
             # meanwhile could carry it away, and a crash before it is on disk would make us sign
             # a different event at the same index after the restart (a fork by an honest node).
-            e = outcome.created
-            chain.put_events([(e.hash, e.creator, e.index, e.to_wire())])
+            self.own_event(outcome.created)
         # From the received events, not the graph: the consensus run that inserted them may
         # already have pruned them from memory (a node catching up on old rounds).
         inserted = set(outcome.inserted)
@@ -272,19 +292,12 @@ class ConsensusEngine:
 
     # -- applying blocks ----------------------------------------------------------------------------
 
-    async def _persist_own_head(self) -> None:
-        head = self.core.head
-        if head is not None and self.chain is not None:
-            chain = self.chain
-            await trio.to_thread.run_sync(chain.put_events, [(head.hash, head.creator, head.index, head.to_wire())])
-
     async def _apply_loop(self) -> None:
         assert self.applier is not None
         applier = self.applier
         while True:
             await self._blocks_ready.wait()
             self._blocks_ready = trio.Event()
-            await self._persist_own_head()  # a lone member creates events outside gossip
             for block in self.core.next_blocks():
                 started = time.perf_counter()
                 applied = await trio.to_thread.run_sync(applier.apply, block)
