@@ -271,6 +271,28 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+class StuckClock(trio.abc.Instrument):
+    """Deterministic livelock guard: tasks keep running while simulated time never moves (the
+    MockClock only jumps when every task waits).  Counts task steps, not wall time."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self.scope: trio.CancelScope | None = None
+        self.stuck_at: float | None = None
+        self._time = -1.0
+        self._steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        now = trio.current_time()
+        if now != self._time:
+            self._time, self._steps = now, 0
+            return
+        self._steps += 1
+        if self._steps > self.limit and self.stuck_at is None and self.scope is not None:
+            self.stuck_at = now
+            self.scope.cancel()
+
+
 @contextlib.contextmanager
 def quiet_logs() -> Iterator[None]:
     """Only errors from the nodes' loggers during a run (gossip logs every lost message at debug)."""
@@ -289,15 +311,23 @@ def run(cfg: SimConfig) -> RunResult:
     clock = trio.testing.MockClock(autojump_threshold=0)
     end = [0.0]
 
+    guard = StuckClock()
+
     async def main() -> None:
         try:
-            await sim.main()
+            with trio.CancelScope() as scope:
+                guard.scope = scope
+                await sim.main()
         finally:
             end[0] = trio.current_time()
 
     try:
         with quiet_logs():
-            trio.run(partial(main), clock=clock)
+            trio.run(partial(main), clock=clock, instruments=[guard])
+        if guard.stuck_at is not None:
+            raise SimulationViolation(
+                f"livelock: simulated time stuck at {guard.stuck_at:.3f}s for {guard.limit} task steps"
+            )
         sim.check()
     except BaseException as raw:  # noqa: BLE001 - any failure of a node is a finding for this seed
         if isinstance(raw, KeyboardInterrupt):
