@@ -51,7 +51,8 @@ class Federated:
             while True:
                 text = await self.ctx.redis.try_call(lambda c: c.get(keys.startup_status))
                 status = json.loads(text) if text else {}
-                if status.get("phase") == "consensus" and status.get("services", {}).get("fed") == "ready":
+                if (status.get("phase") == "consensus" and status.get("services", {}).get("fed") == "ready"
+                        and status.get("status") == "ready"):  # every service up, not only this one
                     break
                 await trio.sleep(0.05)
         self.seen["status"] = status
