@@ -348,6 +348,11 @@ class MemberCore:
         self.pending_bytes -= size
         itxs = _take(self.pending_internal, MAX_INTERNAL_TRANSACTIONS)
         sigs = _take(self.pending_signatures, MAX_BLOCK_SIGNATURES)
+        # A member whose disk was lost learns its own older events back from its peers: build on
+        # the newest of them, never sign a second event at an index it already used.
+        latest = self.graph.last_event_of(self.id)
+        if latest is not None and (self.head is None or latest.index > self.head.index):
+            self.head = latest
         head = self.head
         timestamp = now_ns if head is None else max(now_ns, head.timestamp + 1)  # our clock never goes back
         event = Event.create(

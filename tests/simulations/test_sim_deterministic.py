@@ -107,9 +107,7 @@ def test_cli_reports_a_violation_with_its_seed(capsys):
     assert "VIOLATION seed=8: liveness:" in out
 
 
-@pytest.mark.xfail(strict=True, reason="node bug: a node restarted with an empty disk signs a second event at "
-                   "index 0 (MemberCore keeps head=None after syncing its own old events), a self-fork; the third "
-                   "time its own create_event hits the fork limit and the gossip task dies")
 def test_wiped_node_rejoins_without_equivocating():
+    # A node restarted with an empty disk builds on its own events learnt back from its peers.
     result = run(SimConfig(1, faults=parse_faults("wipe"), fault_seconds=4.0))
     assert result.ok, result.reason
