@@ -237,11 +237,14 @@ class ConsensusEngine:
         if waiter is not None:
             await waiter.wait()
 
-    def own_event(self, event: Event) -> None:
-        """Write our own new event before anything else can happen (see `persist`)."""
+    def own_event(self, event: Event, parents_first: list[tuple[bytes, bytes, int, bytes]] | None = None) -> None:
+        """Write our own new event (after `parents_first`, in one batch) before anything else can
+        happen (see `persist`)."""
         if self.chain is None:
             return
-        self.chain.put_events([(event.hash, event.creator, event.index, event.to_wire())])
+        rows = list(parents_first or [])
+        rows.append((event.hash, event.creator, event.index, event.to_wire()))
+        self.chain.put_events(rows)
         for tx in event.transactions:
             waiter = self._carry_waiters.pop(crypto.sha256(tx), None)
             if waiter is not None:
@@ -252,19 +255,21 @@ class ConsensusEngine:
     async def persist(self, outcome: SyncOutcome, received: tuple[Event, ...]) -> None:
         if self.chain is None:
             return
-        chain = self.chain
-        if outcome.created is not None:
-            # Our own new event is written before this task yields: a peer's sync request served
-            # meanwhile could carry it away, and a crash before it is on disk would make us sign
-            # a different event at the same index after the restart (a fork by an honest node).
-            self.own_event(outcome.created)
         # From the received events, not the graph: the consensus run that inserted them may
         # already have pruned them from memory (a node catching up on old rounds).
         inserted = set(outcome.inserted)
         rows = [(e.hash, e.creator, e.index, e.to_wire()) for e in received if e.hash in inserted]
         self._count(outcome)
-        if rows:
-            await trio.to_thread.run_sync(chain.put_events, rows)
+        if outcome.created is not None:
+            # Our own new event goes to disk before this task yields, in one batch after the
+            # events it builds on: a peer's sync request served meanwhile could carry it away,
+            # and a crash that kept it without its other-parent (or lost it) would make us sign
+            # a different event at the same index after the restart (a fork by an honest node).
+            self.own_event(outcome.created, parents_first=rows)
+        elif rows:
+            # Written here, not in a worker thread: a later own event of ours must never reach
+            # the disk before the events it builds on (restart drops an event without parents).
+            self.chain.put_events(rows)
 
     def _count(self, outcome: SyncOutcome) -> None:
         if self.view is None:
