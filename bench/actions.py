@@ -103,6 +103,7 @@ async def run(cluster: LocalCluster, wires: list[bytes], concurrency: int, wait_
                     continue
                 acked.append(r.json()["action_id"])
 
+        events0 = await events_inserted(client, nodes[0].api)
         cpu0 = node_cpu(cluster)
         start = trio.current_time()
         async with trio.open_nursery() as nursery:
@@ -121,10 +122,21 @@ async def run(cluster: LocalCluster, wires: list[bytes], concurrency: int, wait_
                     await trio.sleep(0.2)
         final = trio.current_time() - start
         cpu = node_cpu(cluster) - cpu0
+        # Every node inserts every event, so one node's count is the origin's gossip volume.
+        events = await events_inserted(client, nodes[0].api) - events0
         return {"acked": len(acked), "refused": refused, "final": len(want & seen), "sent_s": sent,
                 "final_s": final, "p50": percentile(latencies, 0.5) or 0.0, "p99": percentile(latencies, 0.99) or 0.0,
                 "ack_p50": percentile(ack_times, 0.5) or 0.0, "samples": len(latencies),
-                "node_cpu_s": cpu}
+                "node_cpu_s": cpu, "events": events}
+
+
+async def events_inserted(client: httpx.AsyncClient, api: str) -> float:
+    """`node_events_inserted_total` from a node's Prometheus metrics."""
+    text = (await client.get(api + "/metrics", timeout=10)).text
+    for line in text.splitlines():
+        if line.startswith("node_events_inserted_total "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def main() -> None:
@@ -151,6 +163,7 @@ def main() -> None:
     print(f"acknowledged {r['acked']:.0f}, refused {r['refused']:.0f}, final {r['final']:.0f}; "
           f"all sent in {r['sent_s']:.1f}s, all final after {r['final_s']:.1f}s")
     print(f"actions/s reaching finality: {rate:9.1f}")
+    print(f"gossip events/s, origin-wide (events inserted by node 0): {r['events'] / r['final_s']:9.1f}")
     print(f"latency submit -> final receipt ({r['samples']:.0f} samples): p50 {r['p50']:.3f}s  p99 {r['p99']:.3f}s;"
           f"  submit -> 202 p50 {r['ack_p50'] * 1000:.1f}ms")
     print(f"verify ceiling: {ceiling_core:9.0f} Ed25519 verifies/s/core x {cores} cores / {args.nodes} nodes "
