@@ -269,7 +269,9 @@ class ConsensusEngine:
         elif rows:
             # Written here, not in a worker thread: a later own event of ours must never reach
             # the disk before the events it builds on (restart drops an event without parents).
-            self.chain.put_events(rows)
+            # No fsync: others' events can be fetched again, and the fsync of our next own
+            # event flushes the log through these too.
+            self.chain.put_events(rows, sync=False)
 
     def _count(self, outcome: SyncOutcome) -> None:
         if self.view is None:

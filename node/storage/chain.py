@@ -120,9 +120,12 @@ class ChainStore:
     def put_event(self, event_hash: bytes, creator: bytes, index: int, event: bytes) -> None:
         self.put_events([(event_hash, creator, index, event)])
 
-    def put_events(self, events: Iterable[tuple[bytes, bytes, int, bytes]]) -> None:
-        """Store (hash, creator, creator's index, event bytes) items in one batch."""
-        with self.kv.batch() as b:
+    def put_events(self, events: Iterable[tuple[bytes, bytes, int, bytes]], *, sync: bool | None = None) -> None:
+        """Store (hash, creator, creator's index, event bytes) items in one batch.
+
+        `sync=False` skips the fsync: the batch still survives a killed process (it is in the OS),
+        and a later synced write flushes the log up to and including it."""
+        with self.kv.batch(sync=sync) as b:
             for event_hash, creator, index, event in events:
                 b.put(Space.EVENTS, event_hash, event)
                 b.put(Space.EVENT_INDEX, lp(creator) + u64(index), event_hash)
