@@ -7,11 +7,9 @@ actually bound (port 0 picks a free port) and writes it to `HOME/run/api`, remov
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import trio
@@ -21,6 +19,7 @@ from hypercorn.trio import serve
 from node.api.app import build_app
 from node.api.errors import ApiBindError, ApiUsageError
 from node.api.view import NodeView
+from node.fileutil import write_atomically
 from node.runtime.home import Home
 
 DEFAULT_BIND = "127.0.0.1:7800"
@@ -31,13 +30,6 @@ def check_bind(bind: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ApiUsageError(f"API address {bind!r} is not HOST:PORT")
     return bind
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -95,7 +87,7 @@ class ApiService:
                 )
                 self.url = binds[0]
                 if self.home is not None:
-                    _write_atomically(self.home.api_file, self.url + "\n")
+                    write_atomically(self.home.api_file, (self.url + "\n").encode())
                 task_status.started(self.url)
         finally:
             if self.home is not None and self.url is not None:

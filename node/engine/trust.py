@@ -15,7 +15,6 @@ The engine learns of changes through two callbacks: `on_issued()` and `on_lost(r
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import secrets
 import time
@@ -31,6 +30,7 @@ from node.crypto import PrivateKey
 from node.engine.identity import load_identity
 from node.engine.paths import ca_certificate_path, issued_certificate_path
 from node.errors import ConfigError
+from node.fileutil import write_atomically
 from node.transport import Endpoint, PinnedKeys, TlsIdentity
 from node.transport.endpoint import Handler
 from node.trust import CaDirectory, certificate_pem
@@ -51,13 +51,6 @@ def trust_mode(settings: Settings) -> str:
     if settings.ca_node is not None:
         return "online"
     return "offline"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class EngineTrust:
@@ -190,8 +183,8 @@ class EngineTrust:
 
     def _store_own(self) -> None:
         assert self.ca is not None
-        _write_atomically(ca_certificate_path(self._home), certificate_pem(self.ca.authority.ca.certificate))
-        _write_atomically(issued_certificate_path(self._home), certificate_pem(self.endpoint.identity.certificate))
+        write_atomically(ca_certificate_path(self._home), certificate_pem(self.ca.authority.ca.certificate))
+        write_atomically(issued_certificate_path(self._home), certificate_pem(self.endpoint.identity.certificate))
         self.ca.authority.records.clear()  # transparency records are not put on the chain yet: do not pile them up
 
     async def _keep_own_stored(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import ConfigError
+from node.fileutil import write_atomically
 from node.trust.authority import CertificateAuthority, IssuedEntry
 from node.trust.certs import DEFAULT_CA_LIFETIME, OriginCA
 from node.trust.errors import TrustError
@@ -62,12 +63,7 @@ class CaDirectory:
             raise ConfigError(f"cannot read {path}: {exc}") from exc
 
     def _write_json(self, path: Path, value: Any) -> None:
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(value, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
+        write_atomically(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode(), mode=0o600)
 
     def load_revoked(self) -> RevocationSet:
         try:

@@ -22,6 +22,7 @@ from cryptography import x509
 from node.crypto import PrivateKey
 from node.engine.paths import ca_certificate_path, issued_certificate_path
 from node.errors import InvalidInput
+from node.fileutil import write_atomically
 from node.transport.connection import Address
 from node.transport.endpoint import Endpoint, utc_now
 from node.transport.errors import RequestTimeout, TransportError
@@ -44,13 +45,6 @@ from node.trust.transparency import DEFAULT_GRACE, RecordedOnChain
 from node.trust.verify import RevocationSet
 
 log = logging.getLogger(__name__)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class TrustManager:
@@ -217,8 +211,8 @@ class TrustManager:
         now = self._clock()
         first = self.decisions.accept(cert, ca, now)
         if store and self._home is not None:
-            _write_atomically(ca_certificate_path(self._home), certificate_pem(ca))
-            _write_atomically(issued_certificate_path(self._home), certificate_pem(cert))
+            write_atomically(ca_certificate_path(self._home), certificate_pem(ca))
+            write_atomically(issued_certificate_path(self._home), certificate_pem(cert))
         self.endpoint.set_identity(TlsIdentity(cert, self._key.to_cryptography(), (ca,)))
         self.endpoint.set_authenticator(self._issued_policy())
         credential = self.decisions.credential
