@@ -35,6 +35,7 @@ from node.engine.genesis import Genesis, Member, load_genesis
 from node.engine.gossip import GossipService, PeerAddress
 from node.engine.records import topological
 from node.engine.trust import EngineTrust
+from node.engine.tuning import BUSY_HEARTBEAT_NS, IDLE_HEARTBEAT_NS
 from node.errors import ConfigError
 from node.runtime.phases import Phase, PhaseChange, Trigger
 from node.runtime.service import NodeContext
@@ -45,8 +46,6 @@ from node.transport import Endpoint
 log = structlog.get_logger("consensus")
 
 HEARD_WINDOW_S = 15.0  # a peer counts as connected if we exchanged gossip this recently
-BUSY_HEARTBEAT_NS = 10_000_000
-IDLE_HEARTBEAT_NS = 1_000_000_000
 
 
 def genesis_for(ctx: NodeContext) -> Genesis:
