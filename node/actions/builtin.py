@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Any
 
 from node.actions.context import ActionContext
@@ -163,4 +165,18 @@ def register_builtins(registry: Registry) -> Registry:
     return registry
 
 
-BUILTIN = register_builtins(Registry())
+# Other layers put their own records on the chain as actions (certificate transparency, federation
+# requests and responses).  Each such module exposes `register(registry)`; it is optional here so
+# a layer can be developed (or left out) without breaking the built-in application.
+CHAIN_ACTION_MODULES = ("node.trust.chain_actions", "node.federation.chain_actions")
+
+
+def register_layer_actions(registry: Registry) -> Registry:
+    for name in CHAIN_ACTION_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name).register(registry)
+    return registry
+
+
+BUILTIN = register_layer_actions(register_builtins(Registry()))

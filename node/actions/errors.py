@@ -28,6 +28,7 @@ class Reason(StrEnum):
     EXISTS = "exists"  # user or point already exists
     NOT_FOUND = "not_found"  # the point, user or request named does not exist
     NO_EXECUTORS = "no_executors"  # an executor action but no committee was elected
+    NOT_MEMBER_NODE = "not_member_node"  # an internal record not signed by one of the origin's nodes
     NOT_EXECUTOR = "not_executor"  # a response from a node outside the request's committee
     REQUEST_CLOSED = "request_closed"  # a response to an executor request already decided
     EXECUTORS_DISAGREE = "executors_disagree"

@@ -83,12 +83,20 @@ def _nonce(ctx: ActionContext) -> None:
     ctx.state.put(key, codec.pack(ctx.envelope.nonce))
 
 
+def _member_node(ctx: ActionContext) -> None:
+    # Internal records are signed by one of the origin's nodes; their key is their identity.
+    if ctx.envelope.actor_key not in ctx.block.members:
+        raise ActionRejected(Reason.NOT_MEMBER_NODE)
+    ctx.actor_id = ctx.envelope.actor_fingerprint
+
+
 SIGNATURE = Guard("signature", _signature)
 ORIGIN = Guard("origin", _origin)
 EXPIRY = Guard("expiry", _expiry)
 REGISTERED = Guard("identity", _registered)
 SELF_REGISTER = Guard("identity(self-register)", _self_register)
 NONCE = Guard("nonce", _nonce)
+MEMBER_NODE = Guard("identity(member node)", _member_node)
 BEFORE_IDENTITY = (SIGNATURE, ORIGIN, EXPIRY)
 
 

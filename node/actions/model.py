@@ -15,7 +15,8 @@ class BlockContext:
 
     `committee` is the executor committee elected for this block (public keys of nodes); actions
     marked for executors are handed to it.  `executor_timeout_ns` is how long, in consensus time,
-    the committee has to respond.
+    the committee has to respond.  `members` lets actions signed by the origin's own nodes (internal
+    records such as certificate issuance) be checked against the peer set that decided the block.
     """
 
     index: int
@@ -23,6 +24,7 @@ class BlockContext:
     origin: str
     committee: tuple[bytes, ...] = ()
     executor_timeout_ns: int = 30 * 10**9
+    members: tuple[bytes, ...] = ()  # public keys of the origin's nodes (peer set of the block's round)
 
 
 @dataclass(frozen=True)

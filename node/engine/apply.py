@@ -30,12 +30,12 @@ class BlockApplier:
         last = self.chain.last_applied()
         return -1 if last is None else last.block_index
 
-    def apply(self, block: Block) -> AppliedBlock | None:
+    def apply(self, block: Block, members: tuple[bytes, ...] = ()) -> AppliedBlock | None:
+        """`members`: public keys of the peer set that decided the block (signers of internal records)."""
         if block.index <= self.last_index():
             return None
-        result = execute_block(
-            self.chain.state, list(block.transactions), BlockContext(block.index, block.timestamp, self.origin)
-        )
+        context = BlockContext(block.index, block.timestamp, self.origin, members=members)
+        result = execute_block(self.chain.state, list(block.transactions), context)
         sealed = block.with_state_hash(result.state_hash)
         self.chain.commit_block(
             block.index, encode_block(sealed), result.writes, result.receipts_by_action(block.index), result.state_hash

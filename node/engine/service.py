@@ -19,6 +19,7 @@ import structlog
 import trio
 
 from node import crypto
+from node.actions.envelope import Envelope
 from node.api import ApiService, NodeView
 from node.api.view import admitting_submit
 from node.config import split_host_port
@@ -29,6 +30,7 @@ from node.consensus.node_core import MemberCore, SyncOutcome, TransactionRefused
 from node.consensus.peers import PeerSchedule, PeerSet
 from node.consensus.policy import SelfEventPolicy
 from node.consensus.sync import SyncRequest, SyncResponse
+from node.engine.access import publish_engine
 from node.engine.apply import AppliedBlock, BlockApplier
 from node.engine.archive import events_from_store
 from node.engine.genesis import Genesis, Member, load_genesis
@@ -45,6 +47,7 @@ from node.transport import Endpoint
 
 log = structlog.get_logger("consensus")
 
+NODE_ACTION_TTL_NS = 300 * 10**9  # an internal record not decided within 5 minutes is refused as expired
 HEARD_WINDOW_S = 15.0  # a peer counts as connected if we exchanged gossip this recently
 
 
@@ -110,6 +113,7 @@ class ConsensusEngine:
         self._carry_waiters: dict[bytes, trio.Event] = {}  # sha256(tx) -> set once in an own stored event
         self._bytes_counted = (0, 0, 0)  # gossip bytes sent, received, errors already in the metrics
         self._blocks_ready = trio.Event()
+        self._node_nonce = 0
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -173,7 +177,7 @@ class ConsensusEngine:
                 nursery.start_soon(self._apply_loop)
                 await nursery.start(self.gossip.run)
                 nursery.start_soon(self._phase_loop)
-                self.ctx.extras["engine"] = self
+                publish_engine(self.ctx, self)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True):
@@ -228,6 +232,18 @@ class ConsensusEngine:
         self._carry_waiters.setdefault(crypto.sha256(transaction), trio.Event())
         if self.gossip is not None:
             self.gossip.wake()
+
+    def submit_node_action(self, path: str, args: dict[str, Any], *, target: str | None = None) -> Envelope:
+        """Sign an action with this node's key and queue it (internal records: certificate
+        transparency, federation, executor responses); the caller may `await wait_carried(env.to_wire())`."""
+        # Nonces only need to grow per actor; wall-clock nanoseconds keep growing across restarts.
+        self._node_nonce = max(time.time_ns(), self._node_nonce + 1)
+        envelope = Envelope.sign(
+            self.ctx.key, origin=self.origin, path=path, args=args, nonce=self._node_nonce,
+            expiry_ns=time.time_ns() + NODE_ACTION_TTL_NS, target=target,
+        )
+        self.submit(envelope.to_wire())
+        return envelope
 
     async def wait_carried(self, transaction: bytes) -> None:
         """Return once `transaction` is inside one of our own events on disk: from then on a crash
@@ -306,7 +322,8 @@ class ConsensusEngine:
             self._blocks_ready = trio.Event()
             for block in self.core.next_blocks():
                 started = time.perf_counter()
-                applied = await trio.to_thread.run_sync(applier.apply, block)
+                members = tuple(sorted(self.graph.peers.at(block.round_received).members))
+                applied = await trio.to_thread.run_sync(applier.apply, block, members)
                 if applied is None:
                     continue
                 self._on_applied(applied)
