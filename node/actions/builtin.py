@@ -153,6 +153,19 @@ def post_signal(ctx: ActionContext, args: dict[str, Any]) -> Any:
     return {"point": point, "seq": seq}
 
 
+def attest_point(ctx: ActionContext, args: dict[str, Any]) -> Any:
+    """Have the elected executors attest a point's record; final when the committee agrees; args: point.
+
+    Run by each executor off the chain (`run_as_executor`) against its committed state, so
+    honest executors return the same attestation and a node with a diverged state is outvoted.
+    """
+    point = point_arg(args)
+    info = ctx.state.get_obj(point_key(point))
+    if not isinstance(info, dict):
+        raise ActionRejected(Reason.NOT_FOUND, f"no point {point}")
+    return {"point": point, "owner": info["owner"], "open": info["open"], "since": info["since"]}
+
+
 def register_builtins(registry: Registry) -> Registry:
     registry.action("/users/create", identity=SELF_REGISTER)(create_user)
     registry.action("/users/rotate_key")(rotate_key)
@@ -161,6 +174,7 @@ def register_builtins(registry: Registry) -> Registry:
     registry.action("/points/leave", guards=[MEMBER])(leave_point)
     registry.action("/points/set_role", guards=[role("admin")])(set_role)
     registry.action("/signals/post", guards=[MEMBER])(post_signal)
+    registry.action("/points/attest", executors=True)(attest_point)
     registry.action(RESPOND_PATH, identity=COMMITTEE_MEMBER)(respond)
     return registry
 

@@ -11,10 +11,12 @@ state hash itself, and the previous hash is read from `meta/state_hash` (32 zero
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from node import codec
 from node.actions.builtin import BUILTIN
+from node.actions.committee import apply_penalties, hold_election
 from node.actions.context import ActionContext
 from node.actions.envelope import Envelope, check_json_like
 from node.actions.errors import ActionError, ActionRejected, BlockOrderError, EnvelopeError, Reason
@@ -74,7 +76,10 @@ def execute_block(
     previous = state.get(STATE_HASH_KEY) or GENESIS_STATE_HASH
     outputs: list[Output] = []
     sweep_deadlines(block, context, outputs)  # responses must land no later than the deadline
+    if not context.committee:
+        context = replace(context, committee=hold_election(block, context))
     receipts = [_run(block, bytes(tx), context, registry, outputs) for tx in transactions]
+    apply_penalties(block, outputs)
     block.put_obj(BLOCK_INDEX_KEY, context.index)
     digest = sha256(codec.pack(sorted([k, v] for k, v in block.writes.items())))
     state_hash = sha256(previous + digest)

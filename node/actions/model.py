@@ -13,10 +13,12 @@ from node.actions.errors import Reason
 class BlockContext:
     """What consensus decided about the block, passed in (never read from a clock).
 
-    `committee` is the executor committee elected for this block (public keys of nodes); actions
-    marked for executors are handed to it.  `executor_timeout_ns` is how long, in consensus time,
-    the committee has to respond.  `members` lets actions signed by the origin's own nodes (internal
-    records such as certificate issuance) be checked against the peer set that decided the block.
+    `committee` is the executor committee for this block (public keys of nodes); actions marked
+    for executors are handed to it.  Left empty, it is the committee kept in state, drawn again
+    whenever a block carries an `election` seed (`node.actions.committee`).  `executor_timeout_ns`
+    is how long, in consensus time, the committee has to respond.  `members` lets actions signed
+    by the origin's own nodes (internal records such as certificate issuance) be checked against
+    the peer set that decided the block.
     """
 
     index: int
@@ -25,6 +27,8 @@ class BlockContext:
     committee: tuple[bytes, ...] = ()
     executor_timeout_ns: int = 30 * 10**9
     members: tuple[bytes, ...] = ()  # public keys of the origin's nodes (peer set of the block's round)
+    election: tuple[int, bytes] | None = None  # (round, seed) when the block carries an executor election
+    executor_count: int | None = None  # committee size; None: a supermajority of `members`
 
 
 @dataclass(frozen=True)
