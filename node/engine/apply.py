@@ -30,11 +30,14 @@ class BlockApplier:
         last = self.chain.last_applied()
         return -1 if last is None else last.block_index
 
-    def apply(self, block: Block, members: tuple[bytes, ...] = ()) -> AppliedBlock | None:
-        """`members`: public keys of the peer set that decided the block (signers of internal records)."""
+    def apply(
+        self, block: Block, members: tuple[bytes, ...] = (), election: tuple[int, bytes] | None = None
+    ) -> AppliedBlock | None:
+        """`members`: public keys of the peer set that decided the block (signers of internal
+        records, and the executor candidates); `election`: the (round, seed) the block carries."""
         if block.index <= self.last_index():
             return None
-        context = BlockContext(block.index, block.timestamp, self.origin, members=members)
+        context = BlockContext(block.index, block.timestamp, self.origin, members=members, election=election)
         result = execute_block(self.chain.state, list(block.transactions), context)
         sealed = block.with_state_hash(result.state_hash)
         self.chain.commit_block(

@@ -33,6 +33,7 @@ from node.consensus.sync import SyncRequest, SyncResponse
 from node.engine.access import publish_engine
 from node.engine.apply import AppliedBlock, BlockApplier
 from node.engine.archive import events_from_store
+from node.engine.executors import ExecutorRunner
 from node.engine.genesis import Genesis, Member, load_genesis
 from node.engine.gossip import GossipService, PeerAddress
 from node.engine.records import topological
@@ -49,6 +50,12 @@ log = structlog.get_logger("consensus")
 
 NODE_ACTION_TTL_NS = 300 * 10**9  # an internal record not decided within 5 minutes is refused as expired
 HEARD_WINDOW_S = 15.0  # a peer counts as connected if we exchanged gossip this recently
+
+
+def election_of(block: Block) -> tuple[int, bytes] | None:
+    """The (round, seed) of the executor election a block carries, if any."""
+    election = getattr(block, "election", None)
+    return None if election is None else (election.round_received, election.seed)
 
 
 def genesis_for(ctx: NodeContext) -> Genesis:
@@ -108,6 +115,7 @@ class ConsensusEngine:
         self.restored_events = 0
         self.block_listeners: list[Any] = []  # callables(AppliedBlock), run in the Trio thread
         self.view: NodeView | None = None
+        self.executors: ExecutorRunner | None = None
         self.series: TimeSeriesWriter | None = None
         self._rounds_counted = 0
         self._carry_waiters: dict[bytes, trio.Event] = {}  # sha256(tx) -> set once in an own stored event
@@ -158,6 +166,9 @@ class ConsensusEngine:
             self.ctx.phases.observe(self._phase_changed)
             view = self.view = self._make_view(chain)
             self.block_listeners.append(lambda ab: view.block_applied(ab.block.index, ab.result))
+            executors = self.executors = ExecutorRunner(self)
+            self.block_listeners.append(executors.block_applied)
+            view.executors_source = executors.describe
             view.wait_carried = self.wait_carried
             api = ApiService(view, bind=self.ctx.settings.api, home=self.ctx.home)
             series_store = await trio.to_thread.run_sync(TimeSeriesStore, self.ctx.home.data / "timeseries.duckdb")
@@ -174,6 +185,7 @@ class ConsensusEngine:
                     members=len(self.genesis.members), restored_events=self.restored_events,
                     last_block=self.applier.last_index(), trust=trust.mode, ca_issued=trust.ca_issued,
                 )
+                await nursery.start(executors.run)
                 nursery.start_soon(self._apply_loop)
                 await nursery.start(self.gossip.run)
                 nursery.start_soon(self._phase_loop)
@@ -323,7 +335,7 @@ class ConsensusEngine:
             for block in self.core.next_blocks():
                 started = time.perf_counter()
                 members = tuple(sorted(self.graph.peers.at(block.round_received).members))
-                applied = await trio.to_thread.run_sync(applier.apply, block, members)
+                applied = await trio.to_thread.run_sync(applier.apply, block, members, election_of(block))
                 if applied is None:
                     continue
                 self._on_applied(applied)
