@@ -35,6 +35,8 @@ from node.transport import Endpoint, PinnedKeys, TlsIdentity
 from node.transport.endpoint import Handler
 from node.trust import CaDirectory, certificate_pem
 from node.trust.bootstrap import bootstrap_gate, refuse_trust
+from node.trust.chain_gate import ChainGate
+from node.trust.chain_settings import cert_grace
 from node.trust.manager import TrustManager
 from node.trust.schedule import Backoff
 from node.trust.service import CaService
@@ -43,6 +45,7 @@ log = structlog.get_logger("trust")
 
 WAITING_REPORT_S = 10.0  # how often a node still waiting for its certificate says so
 CA_RETRY_MAX_S = 5.0  # longest pause between certificate requests while the CA is unreachable
+MAX_PENDING_RECORDS = 1000  # transparency records kept for the chain when nothing drains them
 
 
 def trust_mode(settings: Settings) -> str:
@@ -78,13 +81,17 @@ class EngineTrust:
         self.ca_directory: CaDirectory | None = None
         self._revocation_poll = settings.revocation_poll
         self.offline_issued = False
+        # The chain's say on peers (revoked there / not recorded after the grace), around every policy.
+        self.gate = ChainGate(cert_grace(settings))
+        self.extra_status: Callable[[], dict[str, Any]] = dict  # the trust service's deadlines and transparency log
         bind = split_host_port(settings.listen)
         now = dt.datetime.now(dt.UTC)
         if self.mode == "offline":
             identity = load_identity(home_root, key, origin, members, now)
             self.offline_issued = identity.ca_issued
             self.endpoint = Endpoint(
-                bind=bind, identity=identity.identity, authenticator=identity.authenticator, handler=handler
+                bind=bind, identity=identity.identity, authenticator=self.gate.wrap(identity.authenticator),
+                handler=handler,
             )
         elif self.mode == "ca":
             assert settings.ca_dir is not None
@@ -95,10 +102,11 @@ class EngineTrust:
             if authority.origin != origin:
                 raise ConfigError(f"the CA in {directory.path} serves {authority.origin}, not {origin}")
             self.ca = CaService(authority, members=members)
+            self.ca.wrap_policy = self.gate.wrap
             self.endpoint = Endpoint(
                 bind=bind,
                 identity=self.ca.own_identity(key),
-                authenticator=self.ca.policy(),
+                authenticator=self.gate.wrap(self.ca.policy()),
                 handler=bootstrap_gate(handler, self.ca.handler),
             )
             self.ca.attach(self.endpoint)
@@ -149,8 +157,9 @@ class EngineTrust:
             on_revoked=lambda: self._on_lost("revoked"),
             on_expired=lambda: self._on_lost("expired"),
         )
+        manager.wrap_policy = self.gate.wrap
         endpoint.set_identity(manager.bootstrap_identity())
-        endpoint.set_authenticator(manager.bootstrap_policy())
+        endpoint.set_authenticator(self.gate.wrap(manager.bootstrap_policy()))
         return endpoint, manager
 
     @property
@@ -185,7 +194,8 @@ class EngineTrust:
         assert self.ca is not None
         write_atomically(ca_certificate_path(self._home), certificate_pem(self.ca.authority.ca.certificate))
         write_atomically(issued_certificate_path(self._home), certificate_pem(self.endpoint.identity.certificate))
-        self.ca.authority.records.clear()  # transparency records are not put on the chain yet: do not pile them up
+        del self.ca.authority.records[:-MAX_PENDING_RECORDS]  # the transparency service drains them
+        del self.ca.authority.signed[:-MAX_PENDING_RECORDS]
 
     async def _keep_own_stored(self) -> None:
         serial = self.endpoint.identity.certificate.serial_number
@@ -254,10 +264,11 @@ class EngineTrust:
                 )
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mode": self.mode, "ca_issued": self.ca_issued}
+        out: dict[str, Any] = {"mode": self.mode, "ca_issued": self.ca_issued, "chain_refusals": self.gate.refusals}
         if self.manager is not None:
             out.update(attempts=self.manager.attempts, last_error=self.manager.last_error)
             credential = self.manager.decisions.credential
             if credential is not None:
                 out.update(serial=f"{credential.serial:x}", renew_at=credential.renew_at.isoformat())
+        out.update(self.extra_status())
         return out

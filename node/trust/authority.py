@@ -84,6 +84,7 @@ class CertificateAuthority:
         self.lifetime = lifetime
         self._rng = rng
         self.records: list[TransparencyRecord] = []  # for the chain; the owner drains it
+        self.signed: list[x509.Certificate] = []  # what we issued, for the chain's log; the owner drains it
         self.on_change: Callable[[], None] = lambda: None  # persistence hook
 
     @property
@@ -107,6 +108,7 @@ class CertificateAuthority:
         record = issued_record(cert, self.ca.certificate)
         self.issued[serial] = IssuedEntry(record.node_id, record.not_before, record.not_after)
         self.records.append(record)
+        self.signed.append(cert)
         self.on_change()
         return cert
 

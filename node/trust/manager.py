@@ -99,6 +99,8 @@ class TrustManager:
         self._on_expired = on_expired
         self._on_peer_revoked = on_peer_revoked or (lambda node_id: endpoint.disconnect(node_id, "certificate revoked"))
         self._recorded: tuple[frozenset[int], dt.timedelta] | None = None
+        # Applied to every policy set on the endpoint (the engine adds the chain's say: `ChainGate.wrap`).
+        self.wrap_policy: Callable[[PeerAuthenticator], PeerAuthenticator] = lambda policy: policy
         self._wake = trio.Event()
         self.attempts = 0
         self.last_error: str | None = None
@@ -160,16 +162,22 @@ class TrustManager:
             self._on_revoked()
             self._wake.set()
         elif self.decisions.credential is not None:
-            self.endpoint.set_authenticator(self._issued_policy())
+            self.endpoint.set_authenticator(self.wrap_policy(self._issued_policy()))
         for node_id in sorted(update.disconnect):
             self._on_peer_revoked(node_id)
         return update
+
+    def retry_now(self) -> None:
+        """Ask the CA again now instead of waiting out the backoff (a missed phase deadline)."""
+        if not self.decisions.issued:
+            self.decisions.retry_at = None
+            self._wake.set()
 
     def set_recorded_serials(self, serials: frozenset[int], grace: dt.timedelta = DEFAULT_GRACE) -> None:
         """From now on refuse CA-issued peers whose certificate is not on the chain `grace` after issuance."""
         self._recorded = (serials, grace)
         if self.decisions.credential is not None:
-            self.endpoint.set_authenticator(self._issued_policy())
+            self.endpoint.set_authenticator(self.wrap_policy(self._issued_policy()))
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -190,7 +198,7 @@ class TrustManager:
 
     def _enter_self_signed(self) -> None:
         self.endpoint.set_identity(self.bootstrap_identity())
-        self.endpoint.set_authenticator(self.bootstrap_policy())
+        self.endpoint.set_authenticator(self.wrap_policy(self.bootstrap_policy()))
         self.transitions.append(("self-signed", self._clock()))
 
     def _load_home(self) -> bool:
@@ -214,7 +222,7 @@ class TrustManager:
             write_atomically(ca_certificate_path(self._home), certificate_pem(ca))
             write_atomically(issued_certificate_path(self._home), certificate_pem(cert))
         self.endpoint.set_identity(TlsIdentity(cert, self._key.to_cryptography(), (ca,)))
-        self.endpoint.set_authenticator(self._issued_policy())
+        self.endpoint.set_authenticator(self.wrap_policy(self._issued_policy()))
         credential = self.decisions.credential
         assert credential is not None
         if first:

@@ -41,6 +41,8 @@ class CaService:
         self._members = members
         self.endpoint: Endpoint | None = None
         self.refusals: list[CertificateDenied] = []  # what we refused, for logs and tests
+        # Applied to every policy set on the endpoint (the engine adds the chain's say: `ChainGate.wrap`).
+        self.wrap_policy: Callable[[PeerAuthenticator], PeerAuthenticator] = lambda policy: policy
 
     def own_identity(self, key: PrivateKey, lifetime: dt.timedelta | None = None) -> TlsIdentity:
         """A certificate of this CA for the CA node's own key (sent with the CA certificate)."""
@@ -67,7 +69,7 @@ class CaService:
     def attach(self, endpoint: Endpoint) -> None:
         """Keep `endpoint`'s policy in step with this CA's revocations."""
         self.endpoint = endpoint
-        endpoint.set_authenticator(self.policy())
+        endpoint.set_authenticator(self.wrap_policy(self.policy()))
 
     async def handler(self, peer: PeerInfo, payload: bytes) -> bytes:
         message = decode(payload)  # MalformedTrustMessage goes back to the caller as a RemoteError
@@ -90,6 +92,6 @@ class CaService:
     def _apply(self, nodes: frozenset[str]) -> None:
         if self.endpoint is None:
             return
-        self.endpoint.set_authenticator(self.policy())
+        self.endpoint.set_authenticator(self.wrap_policy(self.policy()))
         for node_id in nodes:
             self.endpoint.disconnect(node_id, "certificate revoked")
