@@ -47,6 +47,16 @@ class Settings:
     bootstrap_token: str | None = None  # one-time token for the first request (genesis members need none)
     cert_lifetime: float = 86400.0  # seconds; certificates the CA node issues (renewed at 2/3 of it)
     revocation_poll: float = 30.0  # seconds between revocation-list fetches from the CA node
+    # Federation (node/federation): our DNS responder, our federation QUIC endpoint, the origins we
+    # federate with, the DNS servers that answer for them, their CA pins (`origin=sha256hex`), and
+    # the default timeout of a cross-origin request (consensus time).
+    dns: str | None = None  # HOST:PORT where this node answers DNS for its origin
+    federation_listen: str | None = None  # HOST:PORT of the federation QUIC endpoint (advertised in SRV)
+    federation_origins: tuple[str, ...] = ()
+    federation_nameservers: tuple[str, ...] = ()  # HOST:PORT of DNS servers answering for those origins
+    federation_pins: tuple[str, ...] = ()  # ORIGIN=SHA256HEX: the CA key pins trusted for each origin
+    federation_trust_dns: bool = False  # take CA pins from DNS unchecked (tests, or behind DNSSEC validation)
+    federation_timeout: float = 120.0  # seconds of consensus time before a cross-origin request fails
 
     @property
     def config_file(self) -> Path:
@@ -216,6 +226,43 @@ def _lifetime(value: object) -> float:
     return number
 
 
+def _list(value: object, what: str) -> list[str]:
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    if isinstance(value, list | tuple):
+        return [str(p).strip() for p in value]
+    raise ConfigError(f"{what} must be a list, not {value!r}")
+
+
+def _addresses(value: object) -> tuple[str, ...]:
+    return tuple(_address(v) for v in _list(value, "addresses"))
+
+
+def _origins(value: object) -> tuple[str, ...]:
+    return tuple(_origin(v) for v in _list(value, "origins"))
+
+
+def _pins(value: object) -> tuple[str, ...]:
+    out = []
+    for item in _list(value, "pins"):
+        origin, sep, pin = item.partition("=")
+        _origin(origin)
+        if not sep or not re.fullmatch(r"[0-9a-f]{64}", pin):
+            raise ConfigError(f"pin {item!r} is not ORIGIN=SHA256HEX (64 lower-case hex digits)")
+        out.append(item)
+    return tuple(out)
+
+
+def _request_timeout(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{value!r} is not a number of seconds") from exc
+    if not 0.1 <= number <= 3600:
+        raise ConfigError(f"federation timeout {number} s is out of range (0.1 .. 3600 seconds)")
+    return number
+
+
 PARSERS: dict[str, Callable[[object], Any]] = {
     "origin": _origin,
     "listen": _address,
@@ -235,6 +282,13 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "bootstrap_token": _token,
     "cert_lifetime": _lifetime,
     "revocation_poll": _positive,
+    "dns": _address,
+    "federation_listen": _address,
+    "federation_origins": _origins,
+    "federation_nameservers": _addresses,
+    "federation_pins": _pins,
+    "federation_trust_dns": _bool,
+    "federation_timeout": _request_timeout,
 }
 
 

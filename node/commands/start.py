@@ -22,6 +22,15 @@ from node.runtime.logs import configure_logging
 @click.option("--log-format", type=click.Choice(["auto", "plain", "json"]), help="log output format")
 @click.option("--log-level", help="levels like info,consensus=debug")
 @click.option("--heartbeat-interval", type=float, help="seconds between service heartbeats")
+@click.option("--dns", help="answer DNS for this origin on HOST:PORT (UDP): its nodes' endpoints and CA pin")
+@click.option("--federation-listen", help="QUIC address for other origins, HOST:PORT (advertised in our DNS)")
+@click.option("--federation-origin", "federation_origins", multiple=True,
+              help="an origin to federate with (repeatable)")
+@click.option("--federation-nameserver", "federation_nameservers", multiple=True,
+              help="a DNS server answering for the other origins, HOST:PORT (repeatable)")
+@click.option("--federation-pin", "federation_pins", multiple=True,
+              help="ORIGIN=SHA256HEX: the CA key pin trusted for an origin (repeatable)")
+@click.option("--federation-timeout", type=float, help="seconds before a cross-origin request fails (default 120)")
 def start_cmd(**flags: object) -> None:
     """Start the node daemon (foreground); SIGINT/SIGTERM stop it gracefully."""
     loaded = settings_for(dict(flags))

@@ -78,6 +78,7 @@ def make_testnet(
     from node.trust import CaDirectory, certificate_fingerprint, certificate_pem, make_csr  # heavy: only when used
 
     manifest: dict[str, object] = {"host": host, "origins": []}
+    federation: list[tuple[str, str, list[Home]]] = []  # (origin, CA pin, homes) for the DNS wiring
     for origin in origins:
         PARSERS["origin"](origin)
         now = dt.datetime.now(dt.UTC)
@@ -115,14 +116,50 @@ def make_testnet(
             entries.append({"id": member.node_id, "home": str(home.root), "listen": member.address, "api": api})
         if authority is not None:
             CaDirectory(ca_dir).save(authority)  # only the tokens' hashes are kept by the CA
+        federation.append((origin, ca_pin_hex(ca.certificate), [h for h, _, _ in homes]))
         manifest["origins"].append({  # type: ignore[attr-defined]
             "origin": origin, "nodes": entries,
             "ca": {
                 "node": ca_member.node_id, "dir": str(ca_dir), "fingerprint": fingerprint, "online": not offline_certs,
             },
         })
+    if len(origins) > 1:
+        wire_federation(federation, manifest, host)
     (out / "testnet.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def ca_pin_hex(certificate: object) -> str:
+    from node.federation.records import ca_pin  # heavy: only when used
+
+    return ca_pin(certificate).hex()  # type: ignore[arg-type]
+
+
+def wire_federation(origins: list[tuple[str, str, list[Home]]], manifest: dict[str, object], host: str) -> None:
+    """Give every node a DNS responder and a federation endpoint on free ports, and point its
+    resolver at the other origins' DNS responders (no other DNS), trusting their CA pins."""
+    dns: dict[str, list[str]] = {}
+    fed: dict[str, list[str]] = {}
+    for origin, _, homes in origins:
+        dns[origin] = [f"{host}:{free_port(socket.SOCK_DGRAM, host)}" for _ in homes]
+        fed[origin] = [f"{host}:{free_port(socket.SOCK_DGRAM, host)}" for _ in homes]
+    for origin, _, homes in origins:
+        others = [(o, pin) for o, pin, _ in origins if o != origin]
+        nameservers = [a for o, _ in others for a in dns[o]]
+        for i, home in enumerate(homes):
+            with home.config_file.open("a") as fh:
+                fh.write(
+                    f'dns = "{dns[origin][i]}"\n'
+                    f'federation_listen = "{fed[origin][i]}"\n'
+                    f"federation_origins = {json.dumps([o for o, _ in others])}\n"
+                    f"federation_nameservers = {json.dumps(nameservers)}\n"
+                    f"federation_pins = {json.dumps([f'{o}={pin}' for o, pin in others])}\n"
+                )
+    for entry in manifest["origins"]:  # type: ignore[attr-defined]
+        entry["dns"] = dns[entry["origin"]]
+        for i, node in enumerate(entry["nodes"]):
+            node["dns"] = dns[entry["origin"]][i]
+            node["federation"] = fed[entry["origin"]][i]
 
 
 @click.command("testnet", cls=OneLineCommand)

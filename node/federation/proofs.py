@@ -114,3 +114,32 @@ def verify_proof(proof: BlockProof, known_peer_sets: Iterable[PeerSet]) -> PeerS
             f"block {proof.block.index} has {len(signers)} valid member signatures; a proof needs {needed}"
         )
     return peers
+
+
+def verify_proof_by_ids(proof: BlockProof, node_ids: Iterable[str]) -> set[str]:
+    """Check the proof against the node ids another origin publishes (its SRV records); return the signers.
+
+    What an origin learns of another through DNS is its nodes' ids (key fingerprints), not its peer
+    set's keys; a signature counts when its key's fingerprint is one of those ids. Raises
+    `ProofError` with fewer than SM(n) distinct valid signers, n the number of published ids.
+    """
+    ids = frozenset(node_ids)
+    if not ids:
+        raise ProofError("no node of the proof's origin is known")
+    message = crypto.tagged(BLOCK_SIGNATURE_DOMAIN, proof.block.hash)
+    signers: set[str] = set()
+    tried: set[bytes] = set()
+    for sig in proof.signatures:
+        if sig.validator in tried or sig.block_index != proof.block.index:
+            continue
+        tried.add(sig.validator)
+        node_id = crypto.fingerprint(sig.validator)
+        if node_id in ids and crypto.verify("ed25519", sig.validator, message, sig.signature):
+            signers.add(node_id)
+    needed = supermajority(len(ids))
+    if len(signers) < needed:
+        raise ProofError(
+            f"block {proof.block.index} has {len(signers)} valid signatures of the origin's {len(ids)} nodes;"
+            f" a proof needs {needed}"
+        )
+    return signers
