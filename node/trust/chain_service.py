@@ -120,14 +120,14 @@ class ChainRecorder:
             log.warning("revocation on chain", node=entry["node_id"], serial=entry["serial"] or "*",
                         reason=entry["reason"])
         to_cut = set(self.gate.add_revoked(revoked)) | set(revoked.node_ids)
+        connected = {p.node_id for p in self.endpoint.peers()}
+        for node_id in sorted(to_cut & connected):
+            self._cut(node_id, "certificate revoked on the chain")
         owners = {int(e["serial"], 16): str(e["node_id"]) for e in entries if e["serial"]}
         if self.trust.manager is not None:
             self.trust.manager.apply_revocations(revoked, owners)  # also handles our own revocation
         elif self.trust.ca is not None:
             self._tell_ca(revoked)
-        connected = {p.node_id for p in self.endpoint.peers()}
-        for node_id in sorted(to_cut & connected):
-            self._cut(node_id, "certificate revoked on the chain")
 
     def _tell_ca(self, revoked: RevocationSet) -> None:
         """The CA node applies revocations made elsewhere (a node revoking itself) to what it issues."""

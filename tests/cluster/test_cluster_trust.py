@@ -260,3 +260,73 @@ def test_testnet_layouts_online_with_tokens_and_offline(tmp_path: Path) -> None:
         assert settings.ca_node is None and settings.ca_dir is None
         cert = load_certificate(issued_certificate_path(home).read_bytes())
         assert verify_issued(cert, ca=ca_cert, origin=ORIGIN, now=dt.datetime.now(dt.UTC)).node_id == entry["id"]
+
+
+def log_entries_of(certificates: Any) -> list[dict[str, Any]]:
+    return list(certificates["certificates"]) if certificates else []
+
+
+async def test_transparency_log_on_every_node_and_revocation_cuts_off_through_the_chain(tmp_path: Path) -> None:
+    """Every member's certificate is recorded on the chain and listed by `/certificates` on every
+    node; with a short grace (5 s) the origin keeps deciding (records land within it); a revocation
+    made at the CA is put on the chain and every other node cuts the revoked node off when it
+    applies that block (their own revocation polling is off), while the rest keep deciding."""
+    cluster = Cluster.create(tmp_path / "net", nodes=4, tokens=True)
+    ca_dir = Path(manifest(tmp_path / "net")["origins"][0]["ca"]["dir"])
+    grace = 5.0
+    for node in cluster.nodes:
+        node.extra_env["NODE_CERT_GRACE"] = str(grace)
+        if node is not cluster.nodes[0]:
+            node.extra_env["NODE_REVOCATION_POLL"] = "600"  # learn revocations from the chain only
+    try:
+        cluster.start()
+        await eventually(lambda: all_in_phase(cluster, cluster.nodes, "consensus"), within=45,
+                         what="all four nodes in phase consensus")
+        consensus_at = time.monotonic()
+        serials = check_issued_online(cluster, ca_dir)
+        expected = {(node_id, f"{serial:x}") for node_id, serial in serials.items()}
+        for node in cluster.nodes:
+            async def listed(node: NodeProc = node) -> bool:
+                entries = log_entries_of(await cluster.get(node, "/certificates"))
+                return expected <= {(e["node_id"], e["serial"]) for e in entries if e["action"] != "revoked"}
+            await eventually(listed, within=30, what=f"every member's certificate in /certificates on {node.node_id}")
+        entries = log_entries_of(await cluster.get(cluster.nodes[1], "/certificates"))
+        assert len({e["issuer"] for e in entries}) == 1 and all(e["block"] >= 0 for e in entries)
+        # Past the grace, nobody was cut off for a missing record: an action still commits everywhere.
+        await trio.sleep_until(trio.current_time() + max(0.0, consensus_at + grace + 1 - time.monotonic()))
+        action_id = await submit(cluster.nodes[2], "after-grace")
+        for node in cluster.nodes:
+            await eventually(lambda node=node: committed(cluster, node, action_id), within=20,
+                             what=f"action committed on {node.node_id} after the grace")
+        assert not any(cluster.log_events(n, "peer cut off") for n in cluster.nodes)
+
+        revoked, rest = cluster.nodes[3], cluster.nodes[:3]
+        result = await trio.run_process(
+            [sys.executable, "-m", "node", "certs", "revoke", "--ca", str(ca_dir), "--node", revoked.node_id],
+            capture_stdout=True, capture_stderr=True,
+        )
+        assert b"revoked node" in result.stdout
+        revoked_at = time.monotonic()
+        for node in rest:
+            async def on_chain(node: NodeProc = node) -> bool:
+                entries = log_entries_of(await cluster.get(node, "/certificates"))
+                return any(e["action"] == "revoked" and e["node_id"] == revoked.node_id for e in entries)
+            await eventually(on_chain, within=20, what=f"the revocation in /certificates on {node.node_id}")
+        for node in rest[1:]:  # not the CA node: it dropped node3 itself when it revoked it
+            async def cut(node: NodeProc = node) -> bool:
+                return any(r["node"] == revoked.node_id and "revoked on the chain" in r["reason"]
+                           for r in cluster.log_events(node, "peer cut off"))
+            await eventually(cut, within=10, what=f"{node.node_id} cutting the revoked node off")
+            applied = [r for r in cluster.log_events(node, "revocation on chain") if r["node"] == revoked.node_id]
+            assert applied, f"{node.node_id} did not log the revocation it applied"
+        print(f"\n  revoked node cut off on every node {time.monotonic() - revoked_at:.1f} s after `certs revoke`")
+        action_id = await submit(cluster.nodes[1], "after-chain-revocation")
+        for node in rest:
+            await eventually(lambda node=node: committed(cluster, node, action_id), within=20,
+                             what=f"action committed on {node.node_id} after the revocation")
+        assert await all_in_phase(cluster, rest, "consensus")
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
