@@ -125,6 +125,7 @@ class PeerConnection:
         self._unacked_changed = trio.Event()
         self._responses: dict[int, int] = {}  # stream id -> bytes charged until aioquic discards the stream
         self._request_slots = trio.Semaphore(limits.max_concurrent_requests)
+        self._data_queued = False  # stream data was queued since the last flush
 
     @property
     def established(self) -> bool:
@@ -154,6 +155,15 @@ class PeerConnection:
     def flush(self, now: float) -> int:
         """Send what aioquic has to send, settle send accounting and re-arm the timer."""
         quic = self.quic
+        if self._data_queued:
+            # Stream data leaves now: let a pending (delayed) ACK ride in the same packet rather
+            # than in a packet of its own when aioquic's 1 ms ACK timer fires. aioquic writes an
+            # ACK frame only once its `ack_at` has passed; bringing it forward is always allowed
+            # (RFC 9000 section 13.2.1 sets only an upper bound on the delay).
+            self._data_queued = False
+            space = quic._spaces.get(tls.Epoch.ONE_RTT)
+            if space is not None and space.ack_at is not None and space.ack_at > now:
+                space.ack_at = now
         datagrams = quic.datagrams_to_send(now)
         for data, address in datagrams:
             self.owner.send_datagram(data, address)
@@ -376,6 +386,7 @@ class PeerConnection:
             pending = self._pending[stream_id] = _Pending(FrameReader(max_frame=self.limits.max_frame), len(frame), now)
             self.last_used = now
             self.quic.send_stream_data(stream_id, frame, end_stream=True)
+            self._data_queued = True
             self.owner.flush_soon(self)
             try:
                 await pending.done.wait()
@@ -417,6 +428,7 @@ class PeerConnection:
             self._refund(len(frame))
             return
         self._responses[stream_id] = len(frame)
+        self._data_queued = True
         self.owner.flush_soon(self)
 
     def served(self, charged: int) -> None:

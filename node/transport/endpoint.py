@@ -113,6 +113,8 @@ class Endpoint:
         self._penalties: dict[str, tuple[float, str]] = {}  # node -> (until, reason)
         self._dirty: dict[PeerConnection, None] = {}
         self._flush_wanted = trio.Event()
+        self._flush_after_yield = False
+        self._addresses: dict[Address, Address] = {}  # as given -> checked IP literal and port
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -163,9 +165,14 @@ class Endpoint:
             raise EndpointNotRunning("the endpoint is not running")
         frame = encode_frame(Kind.REQUEST, payload, max_frame=self.limits.max_frame)
         self._check_penalty(node_id)
-        address = _ip_address(address)
+        checked = self._addresses.get(address)
+        if checked is None:
+            checked = _ip_address(address)
+            if len(self._addresses) < 4096:  # peers are few; don't let odd callers grow it forever
+                self._addresses[address] = checked
+        address = checked
         seconds = self.limits.request_timeout
-        with trio.move_on_after(seconds) as scope:
+        with trio.CancelScope(deadline=trio.current_time() + seconds) as scope:
             connection = await self._connection_to(node_id, address)
             reply = await connection.request(frame)
         if scope.cancelled_caught:
@@ -197,7 +204,7 @@ class Endpoint:
                 nursery.start_soon(self._flusher)
                 task_status.started(self._address)
                 try:
-                    await self._receive_loop(trio_sock)
+                    await self._receive_loop(sock)
                 finally:
                     self._shutdown()
                     nursery.cancel_scope.cancel()
@@ -216,32 +223,29 @@ class Endpoint:
         self._dials.clear()
         self._dirty = {}
         self._flush_wanted = trio.Event()
+        self._flush_after_yield = False
 
     # -- receiving ---------------------------------------------------------------------------------
 
-    async def _receive_loop(self, trio_sock: trio.socket.SocketType) -> None:
-        assert self._socket is not None
-        sock = self._socket
+    async def _receive_loop(self, sock: socket.socket) -> None:
+        # Wait for readability, then drain with the plain socket: trio's `recvfrom` would first try,
+        # fail, wait and try again for every wake-up, and the drain below needs the plain calls anyway.
+        # One ACK and one flush per connection per batch instead of one per datagram.
         while True:
-            try:
-                data, address = await trio_sock.recvfrom(65536)
-            except OSError:  # an ICMP error surfaced on the socket; UDP goes on
-                continue
-            # Drain what else is queued before letting aioquic answer: one ACK and one flush per
-            # connection per batch instead of one per datagram.
+            await trio.lowlevel.wait_readable(sock)
             touched: dict[PeerConnection, None] = {}
             now = trio.current_time()
             for _ in range(_RECEIVE_BATCH):
-                self._datagram_received(data, (address[0], address[1]), now, touched)
                 try:
                     data, address = sock.recvfrom(65536)
                 except (BlockingIOError, InterruptedError):
                     break
-                except OSError:
-                    break
+                except OSError:  # an ICMP error surfaced on the socket; UDP goes on
+                    continue
+                self._datagram_received(data, (address[0], address[1]), now, touched)
             for connection in touched:
                 self._guarded(connection, connection.handle_events)
-                self.flush_soon(connection)
+                self._flush_after_receive(connection)
 
     def _guarded(self, connection: PeerConnection, call: Callable[..., object], *args: object) -> None:
         try:
@@ -253,6 +257,14 @@ class Endpoint:
     def _datagram_received(
         self, data: bytes, address: Address, now: float, touched: dict[PeerConnection, None]
     ) -> None:
+        if data and not data[0] & 0x80:
+            # A short-header (1-RTT) packet: the destination connection id follows the first byte.
+            # Only established connections take these, so an unknown id is simply dropped.
+            connection = self._by_cid.get(data[1 : 1 + CONNECTION_ID_LENGTH])
+            if connection is not None:
+                touched[connection] = None
+                self._guarded(connection, connection.receive, data, address, now)
+            return
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=CONNECTION_ID_LENGTH)
         except ValueError:
@@ -301,7 +313,12 @@ class Endpoint:
         """
         while True:
             await self._flush_wanted.wait()
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            if self._flush_after_yield:
+                # Woken by the receive loop: the handlers and requesters it woke run in this same
+                # scheduler batch, maybe after us; yield once so their frames share our flush.
+                # Tasks that queued data themselves ran in the batch before ours: no yield needed.
+                self._flush_after_yield = False
+                await trio.lowlevel.cancel_shielded_checkpoint()
             self._flush_wanted = trio.Event()
             dirty, self._dirty = self._dirty, {}
             now = trio.current_time()
@@ -312,6 +329,10 @@ class Endpoint:
     def flush_soon(self, connection: PeerConnection) -> None:
         self._dirty[connection] = None
         self._flush_wanted.set()
+
+    def _flush_after_receive(self, connection: PeerConnection) -> None:
+        self._flush_after_yield = True
+        self.flush_soon(connection)
 
     # -- connections -------------------------------------------------------------------------------
 

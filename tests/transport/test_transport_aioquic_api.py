@@ -31,3 +31,10 @@ def test_quic_connection_private_names():
     assert "self._close_event" in source
     assert "self._streams" in source
     assert "self.tls = tls.Context(" in inspect.getsource(QuicConnection._initialize)
+
+
+def test_ack_delay_private_names():
+    # PeerConnection.flush brings a delayed ACK forward when stream data leaves (piggybacking).
+    assert "space.ack_at = now + self._ack_delay" in inspect.getsource(QuicConnection.receive_datagram)
+    assert "space.ack_at <= now" in inspect.getsource(QuicConnection._write_application)
+    assert "self._spaces" in inspect.getsource(QuicConnection._initialize)
