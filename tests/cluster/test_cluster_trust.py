@@ -186,6 +186,8 @@ async def test_online_issuance_from_nothing_to_consensus_then_renewal_and_revoca
 async def test_unreachable_ca_at_start_then_ca_issued_once_it_is_up(tmp_path: Path) -> None:
     cluster = Cluster.create(tmp_path / "net", nodes=4)  # members pinned by key: no tokens
     ca_node, others = cluster.nodes[0], cluster.nodes[1:]
+    for node in others:
+        node.extra_env["NODE_PHASE_DEADLINES"] = "ca-issued=3"  # missed while the CA is down
     try:
         for node in others:
             node.start()
@@ -201,6 +203,17 @@ async def test_unreachable_ca_at_start_then_ca_issued_once_it_is_up(tmp_path: Pa
             assert not issued_certificate_path(node.home).exists()
         waiting = cluster.log_events(others[0], "still self-signed: no CA certificate yet")[0]
         assert "CA unreachable" in waiting["error"]
+        # The missed ca-issued deadline is an alert: an error line (repeated with backoff), the
+        # trust service `missed` in the Redis startup status (overall degraded), a metric.
+        for node in others:
+            async def alerted(node: NodeProc = node) -> bool:
+                alerts = [r for r in cluster.log_events(node, "phase deadline missed") if r["phase"] == "ca-issued"]
+                return len(alerts) >= 2 and all(r["level"] == "error" for r in alerts)
+            await eventually(alerted, within=20, what=f"{node.node_id} alerting twice on the ca-issued deadline")
+            status = startup_status(node)
+            assert status["services"]["trust"] == "missed" and status["status"] == "degraded", status
+        metrics = await metrics_text(others[0])
+        assert 'node_phase_deadline_missed_total{phase="ca-issued"}' in metrics
 
         ca_node.start()
         started = time.monotonic()
@@ -213,11 +226,36 @@ async def test_unreachable_ca_at_start_then_ca_issued_once_it_is_up(tmp_path: Pa
         for node in others:
             t = times[node.node_id]
             assert t["ca-issued"] - t["self-signed"] > 3.0, t  # they did wait for the CA
+            assert cluster.log_events(node, "phase reached after its deadline")
+            await eventually(lambda node=node: trust_ready(node), within=10,
+                             what=f"{node.node_id}'s trust service ready again in its startup status")
     except BaseException:
         print(cluster.logs())
         raise
     finally:
         cluster.stop()
+
+
+def startup_status(node: NodeProc) -> dict[str, Any]:
+    """The node's `truth:system:startup_status` from its own (embedded) Redis."""
+    import redis
+
+    url = (node.home / "run" / "redis.url").read_text().splitlines()[0]
+    client = redis.Redis.from_url(url)
+    try:
+        text = client.get("truth:system:startup_status")
+    finally:
+        client.close()
+    return json.loads(text) if text else {}
+
+
+async def trust_ready(node: NodeProc) -> bool:
+    return bool(startup_status(node).get("services", {}).get("trust") == "ready")
+
+
+async def metrics_text(node: NodeProc) -> str:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return (await client.get(node.api + "/metrics")).text
 
 
 def test_testnet_layouts_online_with_tokens_and_offline(tmp_path: Path) -> None:
