@@ -16,11 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from node import codec
 from node.consensus.blocks import Block
 from node.engine.records import decode_block
-from node.federation.chain_actions import INCOMING_PATH, incoming_key
+from node.federation.chain_actions import INCOMING_PATH, UPDATE_PATH, incoming_key, posted_signal
 from node.federation.errors import MismatchedMessage, TrackerRefusal, UnknownOrigin
-from node.federation.messages import FederatedRequest, FederatedResponse, RemoteReceipt, decode_message
+from node.federation.messages import (
+    FederatedRequest,
+    FederatedResponse,
+    FederatedUpdate,
+    RemoteReceipt,
+    decode_message,
+)
 from node.federation.proofs import verify_proof_by_ids
 from node.federation.wiring import proof_holds_request, recorded_origin, state_obj
 
@@ -46,6 +53,7 @@ class Answerer:
         self._waiters: dict[bytes, trio.Event] = {}
         self._submitted: dict[bytes, float] = {}
         self.answered = 0
+        self._updates: dict[tuple[str, str, int], None] = {}  # updates put on our chain (dedup)
 
     def decided(self, request_id: bytes, receipt: dict[str, Any], block: Block) -> None:
         """Our chain executed the request (called for every applied `/federation/incoming` record)."""
@@ -56,6 +64,9 @@ class Answerer:
         waiter = self._waiters.pop(request_id, None)
         if waiter is not None:
             waiter.set()
+
+    def decided_ids(self) -> list[bytes]:
+        return list(self._decided)
 
     def check(self, peer_origin: str, request: FederatedRequest) -> None:
         """Refuse (with the reason) a request we must not put on our chain."""
@@ -74,11 +85,35 @@ class Answerer:
             raise MismatchedMessage("the source's proved block does not hold this request")
 
     async def handle(self, peer: Any, payload: bytes) -> bytes:
-        request = decode_message(payload)
-        if not isinstance(request, FederatedRequest):
-            raise MismatchedMessage("only requests are answered here")
-        self.check(peer.origin, request)
-        return (await self.answer(request)).to_wire()
+        message = decode_message(payload)
+        if isinstance(message, FederatedUpdate):
+            self.take_update(peer.origin, message)
+            return b""
+        if not isinstance(message, FederatedRequest):
+            raise MismatchedMessage("only requests and updates are taken here")
+        self.check(peer.origin, message)
+        return (await self.answer(message)).to_wire()
+
+    def take_update(self, peer_origin: str, update: FederatedUpdate) -> None:
+        """Check a forwarded signal and put it on our chain (once, whichever node of its origin sent it)."""
+        if peer_origin != update.origin:
+            raise MismatchedMessage(f"a node of {peer_origin!r} sent an update of {update.origin!r}")
+        found = self.service.directory.known(update.origin)
+        if found is None:
+            raise UnknownOrigin(f"an update from origin {update.origin!r}, which we do not know (yet)")
+        verify_proof_by_ids(update.proof, frozenset(e.node_id for e in found.endpoints))
+        if posted_signal(update.proof, update.action_id, update.point) is None:
+            raise MismatchedMessage("the proved block holds no such signal")
+        key = (update.origin, update.point, update.seq)
+        if key in self._updates:
+            return
+        self._updates[key] = None
+        while len(self._updates) > 10_000:
+            self._updates.pop(next(iter(self._updates)))
+        self.engine.submit_node_action(UPDATE_PATH, {
+            "origin": update.origin, "point": update.point, "seq": update.seq, "sender": update.sender,
+            "action_id": update.action_id.hex(), "proof": codec.pack(update.proof.to_obj()).hex(),
+        })
 
     def _from_chain(self, request_id: bytes) -> tuple[dict[str, Any], Block] | None:
         """A request decided before this run (or before we heard of it): from the state and stored block."""

@@ -17,10 +17,11 @@ import trio
 
 from node import codec
 from node.actions.envelope import Envelope
+from node.actions.model import SignalOutput
 from node.consensus.blocks import Block
 from node.federation.chain_actions import RESPONSE_PATH, proof_holds_incoming
 from node.federation.errors import FederationError, MismatchedMessage, UnknownOrigin
-from node.federation.messages import FederatedRequest, FederatedResponse, decode_message
+from node.federation.messages import FederatedRequest, FederatedResponse, FederatedUpdate, decode_message
 from node.federation.proofs import verify_proof_by_ids
 from node.transport import TransportError
 
@@ -34,6 +35,7 @@ POLL_S = 0.05  # how often a carrier looks again at the signatures of our block 
 CLOSE_WAIT_S = 10.0  # how long a posted response may take to close the request before it is posted again
 BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 2.0
+FORWARD_FOR_S = 60.0  # a signal not delivered to another origin within this is dropped
 
 
 def check_response(response: Any, request: FederatedRequest, node_ids: frozenset[str]) -> FederatedResponse:
@@ -103,3 +105,49 @@ class Carrier:
         })
         with trio.move_on_after(CLOSE_WAIT_S):
             await service.closed(request.request_id).wait()
+
+
+class Forwarder:
+    """Forwards signals of our points to the other origins whose users joined them.
+
+    Every node of ours forwards (the receiving origin puts each signal on its chain once), so a
+    signal is delivered while any of our nodes is up. Gives up after `FORWARD_FOR_S`.
+    """
+
+    def __init__(self, service: FederationService, engine: ConsensusEngine) -> None:
+        self.service = service
+        self.engine = engine
+        self.forwarded = 0
+
+    def signal_posted(self, output: SignalOutput, block: Block) -> None:
+        chain = self.engine.chain
+        assert chain is not None
+        prefix = b"member/" + output.point.encode() + b"/"
+        origins = set()
+        for key, _ in chain.state.iterate(prefix):
+            actor = key[len(prefix):].decode()
+            if "@" in actor:
+                origins.add(actor.rsplit("@", 1)[1])
+        for origin in sorted(origins & set(self.service.directory.origins)):
+            self.service.nursery.start_soon(self._forward, origin, output, block)
+
+    async def _forward(self, origin: str, output: SignalOutput, block: Block) -> None:
+        service = self.service
+        assert service.endpoint is not None
+        with trio.move_on_after(FORWARD_FOR_S):
+            proof = service.proof_of(block)
+            while proof is None:
+                await trio.sleep(POLL_S)
+                proof = service.proof_of(block)
+            update = FederatedUpdate(self.engine.origin, output.point, output.seq, output.sender, output.action_id,
+                                     proof)
+            backoff = BACKOFF_MIN_S
+            while True:
+                try:
+                    await service.directory.send(service.endpoint, origin, update.to_wire())
+                    self.forwarded += 1
+                    return
+                except (FederationError, TransportError) as exc:
+                    log.info("signal not forwarded yet", origin=origin, point=output.point, error=str(exc)[:300])
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)

@@ -15,7 +15,8 @@ How a user's action for another origin is committed (origin A, target B):
 - B's node answers with the receipt and the proof of B's block; A's node posts
   `/federation/response`, whose handler checks B's proof (a supermajority of B's published nodes
   signed a block holding the incoming record of this request) before closing the request and
-  materialising the update (a point of B joined: `fed/member/B/<point>/<actor>`).
+  materialising the update (a point of B joined: our user becomes a member of `<point>@B`,
+  so the signals B forwards with `/federation/update` reach them like local ones).
 - `/federation/timeout` closes a request whose deadline the block's consensus time has passed; a
   response in a later block is refused as closed, so every node of A agrees on the outcome.
 - `/federation/origin` and `/federation/endpoint` record what DNS answers are made of and checked
@@ -33,8 +34,9 @@ from node.actions.context import ActionContext
 from node.actions.envelope import Envelope
 from node.actions.errors import ActionError, ActionRejected, EnvelopeError, Reason
 from node.actions.guards import MEMBER_NODE, NONCE
+from node.actions.model import SignalOutput
 from node.actions.registry import Registry
-from node.actions.state import Overlay
+from node.actions.state import Overlay, member_key
 from node.federation.errors import FederationDecodeError, ProofError
 from node.federation.proofs import BlockProof, verify_proof_by_ids
 from node.federation.records import is_node_id
@@ -45,6 +47,7 @@ RESPONSE_PATH = "/federation/response"
 TIMEOUT_PATH = "/federation/timeout"
 ORIGIN_PATH = "/federation/origin"
 ENDPOINT_PATH = "/federation/endpoint"
+UPDATE_PATH = "/federation/update"
 # What a user of another origin may do here: act on points. Never create users, never reach
 # executor actions or internal records.
 REMOTE_PATHS = frozenset({"/points/join", "/points/leave", "/signals/post"})
@@ -70,8 +73,13 @@ def incoming_key(request_id: bytes) -> bytes:
     return b"fed/in/" + request_id.hex().encode()
 
 
-def remote_member_key(origin: str, point: str, actor: str) -> bytes:
-    return f"fed/member/{origin}/{point}/{actor}".encode()
+def remote_point(point: str, origin: str) -> str:
+    """How our origin names a point of another origin: `<point>@<origin>` (no local point has an @)."""
+    return f"{point}@{origin}"
+
+
+def update_key(origin: str, point: str, seq: int) -> bytes:
+    return f"fed/update/{origin}/{point}/{seq}".encode()
 
 
 def remote_actor(envelope: Envelope) -> str:
@@ -179,7 +187,7 @@ def open_request(ctx: ActionContext, args: dict[str, Any]) -> Any:
         raise _refuse(Reason.EXISTS, "replayed request: this request id was committed before")
     deadline = ctx.block.timestamp_ns + timeout_ms * MS
     ctx.state.put_obj(key, {
-        "target": target, "path": envelope.path, "args": envelope.args, "actor": remote_actor(envelope),
+        "target": target, "path": envelope.path, "args": envelope.args, "local": envelope.actor_fingerprint,
         "sender": ctx.actor, "deadline": deadline, "block": ctx.block.index, "status": "pending",
     })
     return {"request_id": envelope.action_id.hex(), "target": target, "deadline_ns": deadline}
@@ -246,13 +254,17 @@ def close_with_response(ctx: ActionContext, args: dict[str, Any]) -> Any:
 
 
 def _materialise(ctx: ActionContext, record: dict[str, Any], receipt: dict[str, Any]) -> None:
-    """Mirror what the target's chain changed for our user (today: memberships of its points)."""
+    """Mirror what the target's chain changed for our user (today: memberships of its points).
+
+    The mirror is an ordinary membership of the point `<point>@<target>`, so the signals forwarded
+    from the target (`/federation/update`) reach our user like any signal of a local point.
+    """
     if not receipt["ok"]:
         return
     point = record["args"].get("point")
     if not isinstance(point, str):
         return
-    key = remote_member_key(record["target"], point, record["actor"])
+    key = member_key(remote_point(point, record["target"]), record["local"])
     if record["path"] == "/points/join":
         ctx.state.put_obj(key, "member")
     elif record["path"] == "/points/leave":
@@ -321,6 +333,49 @@ def _run_remote(ctx: ActionContext, envelope: Envelope, registry: Registry) -> d
     return {"ok": True, "reason": None, "result": result, "detail": ""}
 
 
+def posted_signal(proof: BlockProof, action_id: bytes, point: str) -> Envelope | None:
+    """The `/signals/post` to `point` with this action id in the proved block: posted there directly,
+    or carried in from another origin in an `/federation/incoming` record."""
+    for tx in proof.block.transactions:
+        try:
+            envelope = Envelope.from_wire(tx)
+        except EnvelopeError:
+            continue
+        if envelope.path == INCOMING_PATH:
+            try:
+                envelope = Envelope.from_wire(bytes.fromhex(str(envelope.args.get("envelope", ""))))
+            except (ValueError, EnvelopeError):
+                continue
+        if envelope.action_id == action_id and envelope.path == "/signals/post" and envelope.args.get("point") == point:
+            return envelope
+    return None
+
+
+def accept_update(ctx: ActionContext, args: dict[str, Any]) -> Any:
+    """Deliver a signal of another origin's point to our members: origin, point, seq, sender, action_id, proof."""
+    origin, point, sender = _str(args, "origin"), _str(args, "point", 64), _str(args, "sender", 300)
+    seq, action_id = args.get("seq"), _hex(args, "action_id", 64)
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise _refuse(Reason.INVALID_ARGS, "seq must be a non-negative integer")
+    try:
+        proof = BlockProof.from_obj(codec.unpack(_hex(args, "proof", 8 * 1024 * 1024)))
+        verify_proof_by_ids(proof, known_origin(ctx, origin)["nodes"])
+    except (codec.DecodeError, FederationDecodeError) as exc:
+        raise _refuse(Reason.INVALID_ARGS, f"malformed proof: {exc}") from exc
+    except ProofError as exc:
+        raise _refuse(Reason.BAD_SIGNATURE, f"proof refused: {exc}") from exc
+    posted = posted_signal(proof, action_id, point)
+    if posted is None:
+        raise _refuse(Reason.INVALID_ARGS, "the proved block holds no such signal")
+    key = update_key(origin, point, seq)
+    if ctx.state.get(key) is not None:
+        raise _refuse(Reason.EXISTS, "replayed update: this signal was delivered before")
+    ctx.state.put_obj(key, {"block": ctx.block.index, "action": action_id.hex()})
+    local = remote_point(point, origin)
+    ctx.emit(SignalOutput(local, seq, sender, posted.args.get("body"), action_id, ctx.block.index))
+    return {"point": local, "seq": seq}
+
+
 def register(registry: Registry) -> Registry:
     registry.action(ORIGIN_PATH, identity=MEMBER_NODE)(record_origin)
     registry.action(ENDPOINT_PATH, identity=MEMBER_NODE)(record_endpoint)
@@ -328,4 +383,5 @@ def register(registry: Registry) -> Registry:
     registry.action(RESPONSE_PATH, identity=MEMBER_NODE)(close_with_response)
     registry.action(TIMEOUT_PATH, identity=MEMBER_NODE)(close_with_timeout)
     registry.action(INCOMING_PATH, identity=MEMBER_NODE)(make_accept_incoming(registry))
+    registry.action(UPDATE_PATH, identity=MEMBER_NODE)(accept_update)
     return registry

@@ -85,3 +85,7 @@ class OriginUnreachable(FederationError):
         self.origin = origin
         self.reasons = list(reasons)
         super().__init__(f"no node of origin {origin!r} answered: " + "; ".join(reasons or ["no endpoint"]))
+
+
+class ZoneUnavailable(FederationError):
+    """Our origin's DNS records are not known yet (too few of our nodes published their endpoint)."""

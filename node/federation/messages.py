@@ -31,6 +31,7 @@ MAX_FEDERATION_BYTES = codec.MAX_MESSAGE_BYTES  # one transport frame
 MAX_DETAIL_CHARS = 1024
 REQUEST_KIND = "federation/request"
 RESPONSE_KIND = "federation/response"
+UPDATE_KIND = "federation/update"
 
 
 def _origin(value: Any, what: str) -> str:
@@ -138,10 +139,37 @@ class FederatedResponse:
         )
 
 
-FederationMessage = FederatedRequest | FederatedResponse
+@dataclass(frozen=True)
+class FederatedUpdate:
+    """A change at `origin` that concerns another origin's members: today a signal posted to one of
+    `origin`'s points they joined. `action_id` names the action (in the proved block) that posted it."""
+
+    origin: str
+    point: str
+    seq: int
+    sender: str
+    action_id: bytes
+    proof: BlockProof
+
+    def to_wire(self) -> bytes:
+        return _pack_checked(
+            {
+                "kind": UPDATE_KIND,
+                "request_id": self.action_id,
+                "target": self.origin,
+                "point": self.point,
+                "seq": self.seq,
+                "sender": self.sender,
+                "proof": self.proof.to_obj(),
+            }
+        )
+
+
+FederationMessage = FederatedRequest | FederatedResponse | FederatedUpdate
 _KEYS = {
     REQUEST_KIND: {"kind", "request_id", "source", "target", "envelope", "proof"},
     RESPONSE_KIND: {"kind", "request_id", "target", "receipt", "proof"},
+    UPDATE_KIND: {"kind", "request_id", "target", "point", "seq", "sender", "proof"},
 }
 
 
@@ -169,4 +197,13 @@ def decode_message(data: bytes) -> FederationMessage:
         if not isinstance(obj["envelope"], bytes):
             raise FederationDecodeError("the envelope must be bytes")
         return FederatedRequest(request_id, _origin(obj["source"], "source origin"), target, obj["envelope"], proof)
+    if obj["kind"] == UPDATE_KIND:
+        point, seq, sender = obj["point"], obj["seq"], obj["sender"]
+        if not isinstance(point, str) or not 0 < len(point) <= 64:
+            raise FederationDecodeError("an update's point is a short string")
+        if type(seq) is not int or not 0 <= seq < 1 << 63:
+            raise FederationDecodeError("an update's seq is a non-negative integer")
+        if not isinstance(sender, str) or not 0 < len(sender) <= 300:
+            raise FederationDecodeError("an update's sender is a short string")
+        return FederatedUpdate(target, point, seq, sender, request_id, proof)
     return FederatedResponse(request_id, target, RemoteReceipt.from_obj(obj["receipt"]), proof)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import trio
 
+from node.federation.errors import ZoneUnavailable
 from node.federation.records import OriginRecords
 from node.federation.zone import MAX_QUERY_BYTES, ZoneAnswerer
 
@@ -45,6 +46,10 @@ class DnsResponder:
         self.stats.received += 1
         try:
             records: OriginRecords | None = self.zone_source()
+        except ZoneUnavailable as exc:  # expected while the origin starts: SERVFAIL, no traceback
+            log.debug("DNS zone not ready: %s", exc)
+            self.stats.source_failures += 1
+            records = None
         except Exception:  # the engine's state is not our concern here: answer SERVFAIL, keep serving
             log.exception("the DNS zone source failed")
             self.stats.source_failures += 1

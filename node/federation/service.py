@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import trio
 
+from node.actions.model import SignalOutput
 from node.config import split_host_port
 from node.consensus.blocks import Block
 from node.consensus.event import BlockSignature
@@ -29,7 +30,7 @@ from node.engine.access import engine_of
 from node.engine.apply import AppliedBlock
 from node.engine.paths import ca_certificate_path
 from node.federation.answerer import Answerer
-from node.federation.carrier import Carrier
+from node.federation.carrier import Carrier, Forwarder
 from node.federation.chain_actions import (
     ENDPOINT_PATH,
     INCOMING_PATH,
@@ -38,9 +39,11 @@ from node.federation.chain_actions import (
     RESPONSE_PATH,
     TIMEOUT_PATH,
     endpoint_key,
+    incoming_key,
+    outgoing_key,
 )
 from node.federation.directory import OriginDirectory
-from node.federation.errors import FederationUsageError
+from node.federation.errors import FederationUsageError, ZoneUnavailable
 from node.federation.pinning import PinnedOrigins
 from node.federation.proofs import BlockProof
 from node.federation.records import OriginRecords, ca_pin
@@ -68,6 +71,7 @@ log = structlog.get_logger("federation")
 REFRESH_S = 5.0  # how often the other origins are resolved again (answers are cached for their TTL)
 RECORD_AGAIN_S = 10.0  # a record of ours not yet on the chain is submitted again after this
 CHECK_S = 0.5
+RECENT_SHOWN = 50  # requests listed by GET /federation
 
 
 class FederationService:
@@ -103,6 +107,7 @@ class FederationService:
         self._closed: dict[bytes, trio.Event] = {}
         self.carrier: Carrier | None = None
         self.answerer: Answerer | None = None
+        self.forwarder: Forwarder | None = None
 
     # -- start ----------------------------------------------------------------------------------------
 
@@ -132,6 +137,7 @@ class FederationService:
         )
         self.carrier = Carrier(self, engine)
         self.answerer = Answerer(self, engine)
+        self.forwarder = Forwarder(self, engine)
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             address = await nursery.start(self.endpoint.run)
@@ -156,7 +162,7 @@ class FederationService:
 
     def _zone(self) -> OriginRecords:
         if self.records is None:
-            raise FederationUsageError("no federation endpoint of our origin is on the chain yet")
+            raise ZoneUnavailable("too few federation endpoints of our origin are on the chain yet")
         return self.records
 
     def _refresh_zone(self) -> None:
@@ -181,6 +187,8 @@ class FederationService:
         envelope = admit_remote(wire, origin=self.engine.origin, resolvable=self._resolvable)
         if envelope is None:
             return bytes(plain(wire))
+        if envelope.action_id in self.pending or envelope.action_id in self.outcomes:
+            return envelope.action_id  # a retry of a request committed here: its receipt is (or will be) the same
         self.engine.submit_node_action(REQUEST_PATH, {"envelope": wire.hex(), "timeout_ms": self.timeout_ms})
         return envelope.action_id
 
@@ -200,7 +208,7 @@ class FederationService:
                     continue
                 if not receipt.ok:
                     # Not committed: the user's action fails with the chain's reason.
-                    if carried.action_id not in self.pending:
+                    if carried.action_id not in self.pending and carried.action_id not in self.outcomes:
                         self._deliver(carried.action_id, {"ok": False, "reason": str(receipt.reason),
                                                           "result": None, "detail": receipt.detail})
                     continue
@@ -213,6 +221,10 @@ class FederationService:
                 self._deliver(request_id, receipt.result["receipt"])
             elif path == INCOMING_PATH and receipt.ok and self.answerer is not None:
                 self.answerer.decided(bytes.fromhex(receipt.result["request_id"]), receipt.result["receipt"], block)
+        if self.forwarder is not None:
+            for output in applied.result.outputs:
+                if isinstance(output, SignalOutput) and "@" not in output.point:
+                    self.forwarder.signal_posted(output, block)
         self._sweep(block.timestamp)
 
     def closed(self, request_id: bytes) -> trio.Event:
@@ -330,6 +342,18 @@ class FederationService:
             for o in self.directory.origins
         )
 
+    def _recent_records(self, request_ids: list[bytes], key: Any) -> dict[str, Any]:
+        """What our chain's state says of the newest requests (read from the state, not from memory)."""
+        engine = self.engine
+        if engine is None or engine.chain is None:
+            return {}
+        out = {}
+        for request_id in request_ids[-RECENT_SHOWN:]:
+            record = state_obj(engine.chain.state, key(request_id))
+            if isinstance(record, dict):
+                out[request_id.hex()] = {k: v for k, v in record.items() if k != "args"}
+        return out
+
     def describe(self) -> dict[str, Any]:
         origins = {}
         for origin in self.directory.origins:
@@ -345,6 +369,8 @@ class FederationService:
             "listen": None if self.endpoint is None else f"{self.advertised[0]}:{self.advertised[1]}",
             "dns": None if self.responder is None else vars(self.responder.stats),
             "origins": origins,
+            "requests": self._recent_records(list(self.pending) + list(self.outcomes), outgoing_key),
+            "incoming": self._recent_records(list(self.answerer.decided_ids()) if self.answerer else [], incoming_key),
             "pending": len(self.pending),
             "closed": len(self.outcomes),
             "up": self.ctx.phases.phase is Phase.FEDERATED,
