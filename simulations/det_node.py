@@ -179,6 +179,10 @@ class SimNode:
             for event in rows:
                 disk.put_event(event)
 
+    def own_event(self, event: Event) -> None:
+        """An event the core made outside a sync (a lone member's timer): on disk at once."""
+        self.disk.put_event(event)
+
     async def _from_archive(self, request: SyncRequest) -> SyncResponse | None:
         """The engine's archive: events a peer lacks that we pruned from memory, read from disk."""
         core = self.core

@@ -1,12 +1,13 @@
 """Local multi-process simulation: a `node testnet` of real node processes under a signed-action load.
 
     python -m simulations.local --nodes 4 --origins 2 --duration 60 --rate 500 --report DIR \
-        [--faults kill,pause,redis,restart] [--keep] [--out DIR]
+        [--faults kill,pause,redis,restart,partition,latency,loss,slow,byzantine] [--keep] [--out DIR]
 
 Starts every node (`python -m node start`), waits until all are ready, drives many actors at one
 global rate spread over nodes and origins, shows per-node progress live, optionally injects
-faults, then checks agreement, convergence, no lost acknowledged action and no double
-application, and writes `report.json` and `report.html`.  Every process started is stopped
+faults (see `local_faults`), then checks agreement, convergence, no lost acknowledged action, no
+double application and liveness after every fault (and, with a byzantine member, that every honest
+node flagged it), and writes `report.json` and `report.html`.  Every process started is stopped
 (SIGTERM, then SIGKILL), also on Ctrl-C.  Exit status 0 only if every invariant held.
 """
 
@@ -30,10 +31,12 @@ from rich.live import Live
 from rich.table import Table
 
 from simulations import local_netns
+from simulations.local_byzantine import ByzantineProcess
 from simulations.local_checks import check_all, settle
 from simulations.local_cluster import LocalCluster
-from simulations.local_faults import FaultRunner, skipped_reasons
+from simulations.local_faults import KINDS, NETNS_KINDS, FaultRunner, FaultTools, skipped_reasons, victim_of
 from simulations.local_monitor import Monitor
+from simulations.local_relay import LatencyPaths
 from simulations.local_report import percentile, rate_series, write_report
 from simulations.local_workload import Workload
 
@@ -54,6 +57,10 @@ class Options(argparse.Namespace):
     recovery_limit: float = 20.0
     quiet: bool = False
     seed: int = 1
+    latency_ms: float = 200.0
+    loss_percent: int = 20
+    slow_share: float = 0.1
+    byzantine_branches: int = 2
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -64,7 +71,7 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--rate", type=float, default=500.0, help="actions per second offered, all origins together")
     p.add_argument("--actors", type=int, default=200, help="signing actors, spread over origins and nodes")
     p.add_argument("--wait-share", type=float, default=0.1, help="share of actions sent with ?wait=true")
-    p.add_argument("--faults", default="", help="comma list of kill,pause,redis,restart,partition")
+    p.add_argument("--faults", default="", help=f"comma list of {','.join(KINDS)}")
     p.add_argument("--report", type=Path, default=None, help="directory for report.json and report.html")
     p.add_argument("--out", type=Path, default=None, help="testnet directory (default: a temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the testnet directory (homes, logs)")
@@ -73,6 +80,10 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--recovery-limit", type=float, default=20.0, help="seconds allowed after a fault heals")
     p.add_argument("--quiet", action="store_true", help="no live table")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--latency-ms", type=float, default=200.0, help="latency fault: added delay each way")
+    p.add_argument("--loss-percent", type=int, default=20, help="loss fault: datagrams dropped, in percent")
+    p.add_argument("--slow-share", type=float, default=0.1, help="slow fault: share of one CPU left to the node")
+    p.add_argument("--byzantine-branches", type=int, default=2, help="byzantine fault: events signed per forked index")
     return p.parse_args(argv, namespace=Options())
 
 
@@ -115,66 +126,104 @@ def final_rate(monitor: Monitor, origin: str, t0: float, t1: float) -> float:
 
 
 STARTED: list[LocalCluster] = []  # stopped again by main() should a second Ctrl-C cut a stop short
+STARTED_BYZANTINE: list[ByzantineProcess] = []
+
+
+def prepare(opts: Options, kinds: list[str], root: Path) -> tuple[LocalCluster, FaultTools]:
+    """The testnet, and what the faults need before any node starts.  A byzantine member (the first
+    origin's last node) leaves the cluster: it is run by `local_byzantine`, never as a node, and the
+    workload, monitor and checks see only the honest nodes."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(KINDS)}")
+    # The byzantine process presents the member's CA-issued certificate: issue them all now.
+    cluster = LocalCluster.create(root, opts.nodes, opts.origins, offline_certs="byzantine" in kinds)
+    tools = FaultTools(latency_ms=opts.latency_ms, loss_percent=opts.loss_percent, slow_share=opts.slow_share)
+    if "byzantine" in kinds:
+        member = victim_of(cluster, 0)
+        cluster.nodes.remove(member)
+        tools.byzantine = ByzantineProcess(member, seed=opts.seed, branches=opts.byzantine_branches)
+    if "latency" in kinds:
+        slow = victim_of(cluster, kinds.index("latency"))
+        tools.latency = LatencyPaths(slow, [n for n in cluster.of(slow.origin) if n is not slow])
+    return cluster, tools
 
 
 async def simulate(opts: Options, root: Path, console: Console) -> dict[str, Any]:
     kinds = [k for k in opts.faults.split(",") if k]
-    cluster = LocalCluster.create(root, opts.nodes, opts.origins)
+    cluster, tools = prepare(opts, kinds, root)
     STARTED.append(cluster)
     try:
-        cluster.start_all()
-        limits = httpx.Limits(max_connections=opts.actors + 64, max_keepalive_connections=opts.actors + 64)
-        async with httpx.AsyncClient(limits=limits) as client:
-            t_ready0 = trio.current_time()
-            ready = await cluster.wait_ready(client, within=opts.ready_within)
-            console.print(f"all {len(cluster.nodes)} nodes ready after {trio.current_time() - t_ready0:.1f}s")
-            monitor = Monitor(cluster, client)
-            workload = Workload(cluster, client, rate=opts.rate, actors=opts.actors, wait_share=opts.wait_share,
-                                seed=opts.seed)
-            faults = FaultRunner(cluster, monitor, kinds, recovery_limit=opts.recovery_limit) if kinds else None
-            async with trio.open_nursery() as nursery:
-                await nursery.start(monitor.run)
-                if not opts.quiet:
-                    nursery.start_soon(show, monitor, workload, faults, console)
-                load = trio.CancelScope()
-
-                async def drive() -> None:
-                    with load:
-                        await workload.run(float("inf"))
-
-                load_t0 = monitor.elapsed()
-                nursery.start_soon(drive)
-                if faults:
-                    nursery.start_soon(faults.run, max(5.0, 0.15 * opts.duration))
-                await trio.sleep(opts.duration)
-                if faults:
-                    with trio.move_on_after(300):
-                        await faults.done.wait()
-                load.cancel()
-                load_t1 = monitor.elapsed()
-                console.print(f"load stopped at t={load_t1:.0f}s; waiting for the chains to settle")
-                settle_s = await settle(monitor, workload.stats.acked_ids, opts.settle_within)
-                nursery.cancel_scope.cancel()
-            for w in monitor.watches.values():  # a fresh full copy of every chain for the final check
-                w.chain, w.committed = [], 0
-                try:
-                    await monitor.fetch_chain(w, max_pages=10**6)
-                except (httpx.HTTPError, ValueError) as exc:
-                    w.errors.append(f"final fetch: {exc!r}")
-            invariants = await check_all(client, monitor, workload.stats.acked_ids,
-                                         workload.stats.acked_by)
-            graph_node = cluster.nodes[0]
-            try:
-                graph = (await client.get(graph_node.api + "/graph", timeout=10)).json()
-            except (httpx.HTTPError, ValueError):
-                graph = None
-        report = build_report(opts, kinds, cluster, monitor, workload, faults, ready, settle_s, invariants,
-                              (load_t0, load_t1), graph_node.name)
-        report["graph"] = graph  # written into the HTML only
+        async with trio.open_nursery() as relays:  # the latency fault's relays live as long as the run
+            report = await run_cluster(opts, kinds, cluster, tools, relays, console)
+            relays.cancel_scope.cancel()
         return report
     finally:
+        if tools.byzantine is not None:
+            tools.byzantine.stop()
         codes = cluster.stop_all()
         console.print(f"stopped {len(codes)} nodes (exit codes {sorted(set(map(str, codes.values())))})")
+
+
+async def run_cluster(opts: Options, kinds: list[str], cluster: LocalCluster, tools: FaultTools,
+                      relays: trio.Nursery, console: Console) -> dict[str, Any]:
+    if tools.latency is not None:
+        await tools.latency.start(relays)
+    cluster.start_all()
+    if tools.byzantine is not None:
+        STARTED_BYZANTINE.append(tools.byzantine)
+        tools.byzantine.start()
+    limits = httpx.Limits(max_connections=opts.actors + 64, max_keepalive_connections=opts.actors + 64)
+    async with httpx.AsyncClient(limits=limits) as client:
+        t_ready0 = trio.current_time()
+        ready = await cluster.wait_ready(client, within=opts.ready_within)
+        console.print(f"all {len(cluster.nodes)} nodes ready after {trio.current_time() - t_ready0:.1f}s")
+        monitor = Monitor(cluster, client)
+        workload = Workload(cluster, client, rate=opts.rate, actors=opts.actors, wait_share=opts.wait_share,
+                            seed=opts.seed)
+        faults = FaultRunner(cluster, monitor, kinds, recovery_limit=opts.recovery_limit,
+                             tools=tools) if kinds else None
+        async with trio.open_nursery() as nursery:
+            await nursery.start(monitor.run)
+            if not opts.quiet:
+                nursery.start_soon(show, monitor, workload, faults, console)
+            load = trio.CancelScope()
+
+            async def drive() -> None:
+                with load:
+                    await workload.run(float("inf"))
+
+            load_t0 = monitor.elapsed()
+            nursery.start_soon(drive)
+            if faults:
+                nursery.start_soon(faults.run, max(5.0, 0.15 * opts.duration))
+            await trio.sleep(opts.duration)
+            if faults:
+                with trio.move_on_after(300):
+                    await faults.done.wait()
+            load.cancel()
+            load_t1 = monitor.elapsed()
+            console.print(f"load stopped at t={load_t1:.0f}s; waiting for the chains to settle")
+            settle_s = await settle(monitor, workload.stats.acked_ids, opts.settle_within)
+            nursery.cancel_scope.cancel()
+        for w in monitor.watches.values():  # a fresh full copy of every chain for the final check
+            w.chain, w.committed = [], 0
+            try:
+                await monitor.fetch_chain(w, max_pages=10**6)
+            except (httpx.HTTPError, ValueError) as exc:
+                w.errors.append(f"final fetch: {exc!r}")
+        byzantine = {tools.byzantine.node.origin: tools.byzantine.node.node_id} if tools.byzantine else None
+        invariants = await check_all(client, monitor, workload.stats.acked_ids,
+                                     workload.stats.acked_by, byzantine)
+        graph_node = cluster.nodes[0]
+        try:
+            graph = (await client.get(graph_node.api + "/graph", timeout=10)).json()
+        except (httpx.HTTPError, ValueError):
+            graph = None
+    report = build_report(opts, kinds, cluster, monitor, workload, faults, ready, settle_s, invariants,
+                          (load_t0, load_t1), graph_node.name)
+    report["graph"] = graph  # written into the HTML only
+    return report
 
 
 def build_report(opts: Options, kinds: list[str], cluster: LocalCluster, monitor: Monitor, workload: Workload,
@@ -219,8 +268,8 @@ def build_report(opts: Options, kinds: list[str], cluster: LocalCluster, monitor
     invariants = dict(invariants, liveness_after_faults=liveness)
     reasons = skipped_reasons()
     skipped = [{"fault": k, "reason": reasons[k]} for k in kinds if k in reasons]
-    ok = all(invariants[k] for k in ("agreement", "converged", "no_loss", "no_double_apply", "no_forkers",
-                                     "liveness_after_faults"))
+    ok = all(invariants.get(k, True) for k in ("agreement", "converged", "no_loss", "no_double_apply",
+                                               "no_forkers", "liveness_after_faults", "byzantine_flagged"))
     return {
         "ok": ok,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -239,8 +288,9 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
-    if "partition" in opts.faults.split(",") and not local_netns.active() and local_netns.unavailable() is None:
-        # Partitions need the run inside a network namespace of its own: run again in one.
+    wanted = set(opts.faults.split(","))
+    if wanted & set(NETNS_KINDS) and not local_netns.active() and local_netns.unavailable() is None:
+        # Partitions and loss need the run inside a network namespace of its own: run again in one.
         return local_netns.reexec_in_namespace(sys.argv[1:] if argv is None else argv)
     console = Console(stderr=False)
     root_parent = None
@@ -258,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # nothing may cut the cleanup short now
+        for byz in STARTED_BYZANTINE:
+            byz.stop()
         for cluster in STARTED:
             cluster.stop_all()  # idempotent: nodes already stopped are skipped
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -5,11 +5,14 @@
 - convergence: once the load stops, all nodes of an origin reach the same latest block;
 - no loss: every action a node acknowledged (202, or 200 with its receipt) is in every chain;
 - no double application: no action id appears twice in one chain;
-- no forkers: no node reports fork evidence against an (honest) member.
+- no forkers: no node reports fork evidence against an (honest) member;
+- with a byzantine member: every honest node holds fork evidence against it (and against no one
+  else), and how often each honest node penalised it (from the node's log) is reported.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -71,8 +74,27 @@ async def stored_state_hashes(client: httpx.AsyncClient, watch: NodeWatch, indic
     return out
 
 
+def penalties_in_log(watch: NodeWatch, peer: str) -> dict[str, int]:
+    """Reasons (and counts) for which this node penalised `peer`, from its JSON log."""
+    reasons: Counter[str] = Counter()
+    try:
+        lines = watch.node.log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        if "peer penalised" not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("peer") == peer:
+            reasons[str(entry.get("reason", "?")).split(":")[0]] += 1
+    return dict(reasons)
+
+
 async def check_origin(client: httpx.AsyncClient, monitor: Monitor, origin: str, acked: set[str],
-                       where: dict[str, Any]) -> dict[str, Any]:
+                       where: dict[str, Any], byzantine: str | None = None) -> dict[str, Any]:
     watches = origin_watches(monitor, origin)
     chains = {w.node.name: w.chain for w in watches}
     common = min(len(c) for c in chains.values())
@@ -99,14 +121,21 @@ async def check_origin(client: httpx.AsyncClient, monitor: Monitor, origin: str,
                 break
     # Nobody here is malicious: any member another node calls a forker is a bug (it equivocated,
     # e.g. after a restart reused an event index), and two such members of four stop consensus.
+    # A byzantine member is expected to be called a forker, by every honest node.
     forkers: dict[str, list[str]] = {}
+    flagged: dict[str, Any] = {}
     for w in watches:
         try:
             stats = (await w.get(client, "/stats")).json()
         except (httpx.HTTPError, ValueError):
             continue
-        if stats.get("forkers"):
-            forkers[w.node.name] = list(stats["forkers"]) + [f"evidence={stats.get('fork_evidence')}"]
+        named = [f for f in stats.get("forkers") or [] if f != byzantine]
+        if named:
+            forkers[w.node.name] = named + [f"evidence={stats.get('fork_evidence')}"]
+        if byzantine is not None:
+            flagged[w.node.name] = {"forker": byzantine in (stats.get("forkers") or []),
+                                    "fork_evidence": stats.get("fork_evidence"),
+                                    "penalised": penalties_in_log(w, byzantine)}
     missing = {}
     doubles = {}
     for w in watches:
@@ -133,14 +162,20 @@ async def check_origin(client: httpx.AsyncClient, monitor: Monitor, origin: str,
         "double_applied": doubles,
         "no_forkers": not forkers,
         "forkers_seen_by": forkers,
+        **({"byzantine": {"member": byzantine, "by_node": flagged,
+                          "flagged_by_all": len(flagged) == len(watches) and all(v["forker"] for v in flagged.values()),
+                          "penalised_by": sorted(n for n, v in flagged.items() if v["penalised"])}}
+           if byzantine is not None else {}),
     }
 
 
 async def check_all(client: httpx.AsyncClient, monitor: Monitor, acked: dict[str, set[str]],
-                    where: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`where` maps an action id to (node that acknowledged it, seconds into the load, path)."""
-    per_origin = {o: await check_origin(client, monitor, o, ids, where or {}) for o, ids in acked.items()}
-    return {
+                    where: dict[str, Any] | None = None, byzantine: dict[str, str] | None = None) -> dict[str, Any]:
+    """`where` maps an action id to (node that acknowledged it, seconds into the load, path);
+    `byzantine` maps an origin to the id of its byzantine member."""
+    byz = byzantine or {}
+    per_origin = {o: await check_origin(client, monitor, o, ids, where or {}, byz.get(o)) for o, ids in acked.items()}
+    out = {
         "origins": per_origin,
         "agreement": all(v["agreement"] for v in per_origin.values()),
         "converged": all(v["converged"] for v in per_origin.values()),
@@ -148,3 +183,6 @@ async def check_all(client: httpx.AsyncClient, monitor: Monitor, acked: dict[str
         "no_double_apply": all(v["no_double_apply"] for v in per_origin.values()),
         "no_forkers": all(v["no_forkers"] for v in per_origin.values()),
     }
+    if byz:
+        out["byzantine_flagged"] = all(per_origin[o]["byzantine"]["flagged_by_all"] for o in byz if o in per_origin)
+    return out

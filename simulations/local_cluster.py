@@ -76,6 +76,7 @@ class NodeProcess:
     paused: bool = False
     starts: int = 0
     groups: set[int] = field(default_factory=set)
+    extra_args: list[str] = field(default_factory=list)  # e.g. `--peer ID@H:P` through a relay
 
     @property
     def api(self) -> str:
@@ -98,7 +99,7 @@ class NodeProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "node", "start", "--origin", self.origin, "--home", str(self.home),
-                 "--log-format", "json"],
+                 "--log-format", "json", *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )
         self.groups.add(self.proc.pid)  # start_new_session: the process group id is the pid
@@ -176,8 +177,8 @@ class LocalCluster:
     manifest: dict[str, Any]
 
     @staticmethod
-    def create(root: Path, nodes: int, origins: int) -> LocalCluster:
-        manifest: Any = make_testnet(root, nodes, list(DEFAULT_ORIGINS[:origins]))
+    def create(root: Path, nodes: int, origins: int, *, offline_certs: bool = False) -> LocalCluster:
+        manifest: Any = make_testnet(root, nodes, list(DEFAULT_ORIGINS[:origins]), offline_certs=offline_certs)
         procs = [
             NodeProcess(entry["origin"], n["id"], Path(n["home"]), n["api"], n["listen"])
             for entry in manifest["origins"] for n in entry["nodes"]

@@ -6,7 +6,16 @@
 - `restart`: a graceful restart (SIGTERM, wait for the exit, start);
 - `partition`: for 10 s, nftables drop QUIC between the two halves of the first origin (2 | 2
   of 4: neither side holds a supermajority, so nothing may be decided until the heal).  Only
-  when the run is inside its own network namespace (see `local_netns`); otherwise skipped.
+  when the run is inside its own network namespace (see `local_netns`); otherwise skipped;
+- `latency`: for 10 s every datagram to and from the victim waits `latency_ms` in a userspace
+  relay, each way (`local_relay.LatencyPaths`; this kernel has no netem);
+- `loss`: for 10 s nftables drops `loss_percent` % of the datagrams to every QUIC port of the
+  origin (real packet drops, `numgen random`), inside the run's namespace like `partition`;
+- `slow`: for 10 s the victim gets `slow_share` of one CPU (`local_slow.CpuThrottle`: cgroup
+  cpu.max / cfs quota as root, else a SIGSTOP/SIGCONT duty cycle; the record names the method);
+- `byzantine`: the origin's last member is not a node but `local_byzantine` from the start; the
+  fault is its attack (forks, replays, garbage) for 15 s, healed by stopping it; recovery is
+  measured on the honest nodes, which must keep deciding without it.
 
 Faults run one after another: each waits until the previous victim recovered, then GAP_S more.
 
@@ -24,11 +33,17 @@ from typing import Any
 import trio
 
 from simulations import local_netns
+from simulations.local_byzantine import ByzantineProcess
 from simulations.local_cluster import LocalCluster, NodeProcess
 from simulations.local_monitor import Monitor
+from simulations.local_relay import LatencyPaths
+from simulations.local_slow import CpuThrottle
 
-KINDS = ("kill", "pause", "redis", "restart", "partition")
+KINDS = ("kill", "pause", "redis", "restart", "partition", "latency", "loss", "slow", "byzantine")
+NETNS_KINDS = ("partition", "loss")  # need the run inside a network namespace of its own
 KILL_DOWN_S = 3.0
+SHAPE_S = 10.0  # latency, loss and slow last this long
+ATTACK_S = 15.0
 PAUSE_S = 10.0
 GAP_S = 3.0
 PARTITION_S = 10.0
@@ -40,8 +55,26 @@ def skipped_reasons() -> dict[str, str]:
     if local_netns.active():
         return {}
     why = local_netns.unavailable() or "the run was not started inside its network namespace"
-    return {"partition": f"skipped: {why}; all nodes share the host loopback, so cutting links needs a "
-                         "namespace of the run's own (python -m simulations.local re-runs itself in one as root)"}
+    reason = (f"skipped: {why}; all nodes share the host loopback, so cutting or dropping packets needs a "
+              "namespace of the run's own (python -m simulations.local re-runs itself in one as root)")
+    return {kind: reason for kind in NETNS_KINDS}
+
+
+@dataclass
+class FaultTools:
+    """What some faults need besides the processes, made before the nodes start."""
+
+    latency: LatencyPaths | None = None
+    byzantine: ByzantineProcess | None = None
+    latency_ms: float = 200.0
+    loss_percent: int = 20
+    slow_share: float = 0.1
+
+
+def victim_of(cluster: LocalCluster, i: int) -> NodeProcess:
+    """The node the i-th fault hits: the first origin's nodes from the last one backwards."""
+    nodes = cluster.of(cluster.origins[0])
+    return nodes[(len(nodes) - 1 - i) % len(nodes)]
 
 
 @dataclass
@@ -72,7 +105,7 @@ class FaultRecord:
 
 class FaultRunner:
     def __init__(self, cluster: LocalCluster, monitor: Monitor, kinds: list[str], *, recovery_limit: float = 20.0,
-                 measure_within: float = 60.0) -> None:
+                 measure_within: float = 60.0, tools: FaultTools | None = None) -> None:
         unknown = [k for k in kinds if k not in KINDS]
         if unknown:
             raise ValueError(f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(KINDS)}")
@@ -81,13 +114,17 @@ class FaultRunner:
         self.kinds = kinds
         self.recovery_limit = recovery_limit
         self.measure_within = measure_within
+        self.tools = tools or FaultTools()
         self.records: list[FaultRecord] = []
         self.current: str = ""
         self.done = trio.Event()
 
     def victim(self, i: int) -> NodeProcess:
-        nodes = self.cluster.of(self.cluster.origins[0])
-        return nodes[(len(nodes) - 1 - i) % len(nodes)]
+        if self.kinds[i] == "latency" and self.tools.latency is not None:
+            return self.tools.latency.slow  # its paths go through the relays from the start
+        if self.kinds[i] == "byzantine" and self.tools.byzantine is not None:
+            return self.tools.byzantine.node
+        return victim_of(self.cluster, i)
 
     def origin_latest(self, origin: str, exclude: NodeProcess | None = None) -> int:
         values = [w.latest_block for w in self.monitor.watches.values()
@@ -104,6 +141,9 @@ class FaultRunner:
             if kind in skipped:
                 record.skipped = skipped[kind]
                 continue
+            if kind == "byzantine" and self.tools.byzantine is None:
+                record.skipped = "skipped: the run was started without its byzantine member"
+                continue
             self.current = f"{kind} {node.name}"
             record.block_at_start = self.origin_latest(node.origin, exclude=node)
             await self.inject(kind, node, record)
@@ -111,14 +151,20 @@ class FaultRunner:
             record.target_block = self.origin_latest(node.origin, exclude=node)
             self.current = f"recovering from {kind} {node.name}"
             # One faulty node at a time: the next fault waits until this victim has caught up.
-            await self.measure(node, record)
+            # The byzantine member is gone after its attack: the honest nodes must go on deciding.
+            await self.measure(self.honest(node) if kind == "byzantine" else node, record)
             self.current = "between faults"
             await trio.sleep(GAP_S)
         self.current = "faults done"
         self.done.set()
 
+    def honest(self, byzantine: NodeProcess) -> NodeProcess:
+        return next(n for n in self.cluster.of(byzantine.origin) if n is not byzantine)
+
     async def inject(self, kind: str, node: NodeProcess, record: FaultRecord) -> None:
-        if kind == "kill":
+        if kind in ("latency", "loss", "slow", "byzantine"):
+            await self.inject_degraded(kind, node, record)
+        elif kind == "kill":
             node.kill9()
             record.notes.append(f"SIGKILL, exit {node.proc.returncode if node.proc else None}")
             await trio.sleep(KILL_DOWN_S)
@@ -155,6 +201,62 @@ class FaultRunner:
             code = await trio.to_thread.run_sync(node.stop)
             record.notes.append(f"graceful stop exit code {code}")
             node.start()
+
+    async def inject_degraded(self, kind: str, node: NodeProcess, record: FaultRecord) -> None:
+        """Faults that degrade rather than stop: the origin should keep deciding while they last."""
+        t = self.tools
+        if kind == "latency":
+            assert t.latency is not None, "latency needs its relays, made before the nodes start"
+            before = t.latency.forwarded()
+            t.latency.set_delay(t.latency_ms / 1000)
+            record.notes.append(f"+{t.latency_ms:g} ms each way on every path to and from {node.name} "
+                                f"(userspace relays, {len(t.latency.relays)} of them)")
+            try:
+                await self.count_blocks(node, record, SHAPE_S)
+            finally:
+                t.latency.set_delay(0.0)
+            record.notes.append(f"datagrams relayed during the fault: {t.latency.forwarded() - before}")
+        elif kind == "loss":
+            ports = [int(n.listen.rsplit(":", 1)[1]) for n in self.cluster.of(node.origin)]
+            local_netns.lossy(ports, t.loss_percent)
+            record.notes.append(f"nftables drops {t.loss_percent}% of datagrams to each of {len(ports)} QUIC ports")
+            try:
+                await self.count_blocks(node, record, SHAPE_S)
+                record.notes.append(f"datagrams dropped by nftables: {local_netns.dropped()}")
+            finally:
+                local_netns.heal()
+        elif kind == "slow":
+            assert node.proc is not None
+            async with CpuThrottle(node.proc.pid, t.slow_share) as throttle, trio.open_nursery() as nursery:
+                cpu0 = throttle.cpu_seconds()
+                nursery.start_soon(throttle.run_duty_cycle)
+                await self.count_blocks(node, record, SHAPE_S)
+                used = throttle.cpu_seconds() - cpu0
+                nursery.cancel_scope.cancel()
+            record.notes.append(f"CPU capped at {t.slow_share:.0%} of one core by {throttle.method}; "
+                                f"used {used:.2f} CPU-s in {SHAPE_S:g}s")
+        elif kind == "byzantine":
+            assert t.byzantine is not None
+            t.byzantine.attack()
+            record.notes.append("forks, replays and garbage from the member's real credentials")
+            try:
+                await self.count_blocks(node, record, ATTACK_S)
+            finally:
+                code = await trio.to_thread.run_sync(t.byzantine.stop)
+            stats = t.byzantine.read_stats()
+            record.notes.append(f"byzantine process exit {code}; sent: forks {stats.get('forks')} "
+                                f"({len(stats.get('fork_events', []))} conflicting events), replays "
+                                f"{stats.get('replays_ok')}, impersonations {stats.get('impersonations')}, garbage "
+                                f"frames {stats.get('garbage_frames')} and datagrams {stats.get('garbage_datagrams')}, "
+                                f"refused {stats.get('refused')}")
+
+    async def count_blocks(self, node: NodeProcess, record: FaultRecord, seconds: float) -> None:
+        """Wait `seconds`, noting the blocks the rest of the origin decided meanwhile (liveness under
+        the fault: these faults stay within what the origin tolerates)."""
+        base = self.origin_latest(node.origin, exclude=node)
+        await trio.sleep(seconds)
+        during = self.origin_latest(node.origin, exclude=node) - base
+        record.notes.append(f"blocks decided by the others during the fault: {during}")
 
     async def measure(self, node: NodeProcess, record: FaultRecord) -> None:
         healed = trio.current_time()

@@ -1,15 +1,17 @@
-"""Partitions for the local simulation: the whole run inside a network namespace of its own.
+"""Partitions and packet loss for the local simulation: the run inside a network namespace of its own.
 
 All nodes keep talking over 127.0.0.1, but on the loopback of a namespace this simulation
 creates (`ip netns add nodesim-<pid>`), so nftables rules there cut QUIC traffic between two
-groups of nodes without touching the host's network.  The HTTP APIs stay reachable, so the
-monitor keeps watching both sides.  The namespace is deleted when the run ends, also on Ctrl-C.
+groups of nodes, or drop a share of their datagrams at random, without touching the host's
+network.  The HTTP APIs stay reachable, so the monitor keeps watching both sides.  The namespace
+is deleted when the run ends, also on Ctrl-C.
 Needs root, `ip` (iproute2) and `nft` (nftables).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,12 +27,12 @@ def active() -> str | None:
 
 
 def unavailable() -> str | None:
-    """Why partitions cannot be made here, or None if they can."""
+    """Why partitions and loss cannot be made here, or None if they can."""
     if os.geteuid() != 0:
-        return "partitions need root (network namespaces and nftables)"
+        return "needs root (network namespaces and nftables)"
     missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
     if missing:
-        return f"partitions need {' and '.join(missing)} (apt-get install iproute2 nftables)"
+        return f"needs {' and '.join(missing)} (apt-get install iproute2 nftables)"
     return None
 
 
@@ -59,12 +61,33 @@ def reexec_in_namespace(argv: list[str]) -> int:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
 
 
+def _table() -> None:
+    _run("nft", "add", "table", "inet", TABLE)
+    _run("nft", f"add chain inet {TABLE} out {{ type filter hook output priority 0; policy accept; }}")
+
+
+def lossy(ports: list[int], percent: int) -> None:
+    """Drop `percent` % of the UDP datagrams sent to `ports`, each drawn independently (nftables
+    `numgen random`).  Every datagram between two of these nodes is addressed to one of them, so
+    matching the destination only gives each datagram exactly one chance to be lost."""
+    if not 0 < percent < 100:
+        raise ValueError(f"loss percent {percent} is not between 1 and 99")
+    p = ", ".join(str(port) for port in ports)
+    _table()
+    _run("nft", f"add rule inet {TABLE} out udp dport {{ {p} }} numgen random mod 100 < {percent} counter drop")
+
+
+def dropped() -> int:
+    """Datagrams the `lossy` rules dropped so far (their nftables counters)."""
+    listing = subprocess.run(["nft", "list", "table", "inet", TABLE], capture_output=True, text=True, timeout=30)
+    return sum(int(m) for m in re.findall(r"counter packets (\d+)", listing.stdout))
+
+
 def split(group_a: list[int], group_b: list[int]) -> None:
     """Drop every UDP datagram between the QUIC ports of group A and group B (both directions)."""
     a = ", ".join(str(p) for p in group_a)
     b = ", ".join(str(p) for p in group_b)
-    _run("nft", "add", "table", "inet", TABLE)
-    _run("nft", f"add chain inet {TABLE} out {{ type filter hook output priority 0; policy accept; }}")
+    _table()
     _run("nft", f"add rule inet {TABLE} out udp sport {{ {a} }} udp dport {{ {b} }} drop")
     _run("nft", f"add rule inet {TABLE} out udp sport {{ {b} }} udp dport {{ {a} }} drop")
 
