@@ -122,6 +122,10 @@ class ConsensusEngine:
         self._bytes_counted = (0, 0, 0)  # gossip bytes sent, received, errors already in the metrics
         self._blocks_ready = trio.Event()
         self._node_nonce = 0
+        self._own_writes_pending = 0  # own events created but not yet durable
+        self._own_writes_durable = trio.Event()  # set whenever no own-event write is pending
+        self._own_writes_durable.set()
+        self._own_writes_lock = trio.Lock()
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -234,6 +238,10 @@ class ConsensusEngine:
 
     async def _handle(self, peer: Any, payload: bytes) -> bytes:
         assert self.gossip is not None
+        # A sync answered now could carry our newest event before it is on disk (see
+        # `_write_own_event`); from here to the core's answer there is no checkpoint.
+        while self._own_writes_pending:
+            await self._own_writes_durable.wait()
         return await self.gossip.handle(peer, payload)
 
     # -- what the application does with the engine ------------------------------------------------
@@ -266,16 +274,43 @@ class ConsensusEngine:
 
     def own_event(self, event: Event, parents_first: list[tuple[bytes, bytes, int, bytes]] | None = None) -> None:
         """Write our own new event (after `parents_first`, in one batch) before anything else can
-        happen (see `persist`)."""
+        happen: the lone-member path, where nobody else could see it meanwhile anyway."""
         if self.chain is None:
             return
-        rows = list(parents_first or [])
+        self.chain.put_events(self._own_rows(event, parents_first))
+        self._carried(event)
+
+    @staticmethod
+    def _own_rows(event: Event, parents_first: list[tuple[bytes, bytes, int, bytes]] | None) -> list[Any]:
+        rows: list[Any] = list(parents_first or [])
         rows.append((event.hash, event.creator, event.index, event.to_wire()))
-        self.chain.put_events(rows)
+        return rows
+
+    def _carried(self, event: Event) -> None:
         for tx in event.transactions:
             waiter = self._carry_waiters.pop(crypto.sha256(tx), None)
             if waiter is not None:
                 waiter.set()
+
+    async def _write_own_event(self, event: Event, parents_first: list[tuple[bytes, bytes, int, bytes]]) -> None:
+        """Put our new event on disk (fsync) in a worker thread, so the Trio loop keeps serving
+        HTTP and QUIC meanwhile.  Until it is durable no peer may see it (`_handle` waits): a
+        crash before the write lands then loses an event nobody saw, never one a peer holds."""
+        assert self.chain is not None
+        chain = self.chain
+        if self._own_writes_pending == 0:
+            self._own_writes_durable = trio.Event()
+        self._own_writes_pending += 1
+        try:
+            async with self._own_writes_lock:  # FIFO: our events reach the disk in creation order
+                rows = self._own_rows(event, parents_first)
+                with trio.CancelScope(shield=True):  # a write, once started, is waited for
+                    await trio.to_thread.run_sync(chain.put_events, rows)
+            self._carried(event)
+        finally:
+            self._own_writes_pending -= 1
+            if self._own_writes_pending == 0:
+                self._own_writes_durable.set()
 
     # -- GossipSink ---------------------------------------------------------------------------------
 
@@ -288,11 +323,11 @@ class ConsensusEngine:
         rows = [(e.hash, e.creator, e.index, e.to_wire()) for e in received if e.hash in inserted]
         self._count(outcome)
         if outcome.created is not None:
-            # Our own new event goes to disk before this task yields, in one batch after the
-            # events it builds on: a peer's sync request served meanwhile could carry it away,
-            # and a crash that kept it without its other-parent (or lost it) would make us sign
-            # a different event at the same index after the restart (a fork by an honest node).
-            self.own_event(outcome.created, parents_first=rows)
+            # Our own new event goes to disk in one batch after the events it builds on, and no
+            # peer is served until it is there: a crash that lost an event a peer already holds,
+            # or kept it without its other-parent, would make us sign a different event at the
+            # same index after the restart (a fork by an honest node).
+            await self._write_own_event(outcome.created, rows)
         elif rows:
             # Written here, not in a worker thread: a later own event of ours must never reach
             # the disk before the events it builds on (restart drops an event without parents).
