@@ -29,6 +29,7 @@ from node.trust.chain_gate import ChainGate
 from node.trust.chain_state import (
     RECORD_PATH,
     REVOKE_PATH,
+    anchor_of,
     chain_view,
     is_recorded,
     log_entries,
@@ -37,6 +38,7 @@ from node.trust.chain_state import (
     revoke_args,
     serial_hex,
 )
+from node.trust.transparency import certificate_fingerprint
 from node.trust.verify import RevocationSet
 
 if TYPE_CHECKING:
@@ -63,6 +65,8 @@ class ChainRecorder:
         self.submitted = 0
         self.cut_off: list[tuple[str, str]] = []  # (node id, reason), for status and tests
         self._phase_since = time.monotonic()
+        self.anchor: str | None = None  # the CA fingerprint the chain's log is anchored to, once read
+        self.anchor_ok: bool | None = None
 
     # -- start ---------------------------------------------------------------------------------------
 
@@ -92,6 +96,7 @@ class ChainRecorder:
             self._phase_since = time.monotonic()
             return
         self._sweep()
+        self._check_anchor()
         if self.trust.ca is not None:
             self._record_signed()
             self._record_revocations()
@@ -152,6 +157,28 @@ class ChainRecorder:
         for node_id, reason in self.gate.overdue(connected, utc_now()).items():
             self._cut(node_id, reason)
 
+    def _own_ca_fingerprint(self) -> str | None:
+        if self.trust.ca is not None:
+            return certificate_fingerprint(self.trust.ca.authority.ca.certificate)
+        if self.trust.manager is not None:
+            return self.trust.manager.decisions.ca_fingerprint
+        chain = self.endpoint.identity.chain
+        return certificate_fingerprint(chain[0]) if self.trust.ca_issued and chain else None
+
+    def _check_anchor(self) -> None:
+        """The log must be anchored to our own origin CA: say so loudly (once) when it is not."""
+        if self.anchor is not None:
+            return
+        anchored = anchor_of(self.chain.state) if self.next_seq else None
+        if anchored is None:
+            return
+        self.anchor = anchored
+        ours = self._own_ca_fingerprint()
+        self.anchor_ok = ours is None or ours == anchored
+        if not self.anchor_ok:
+            log.error("the chain's certificate log is anchored to another CA than ours", chain_ca=anchored,
+                      our_ca=ours)
+
     # -- submitting records --------------------------------------------------------------------------
 
     def _due(self, key: str) -> bool:
@@ -210,5 +237,6 @@ class ChainRecorder:
             "recorded": len(self.gate.recorded), "revoked_serials": len(self.gate.revoked.serials),
             "revoked_nodes": len(self.gate.revoked.node_ids), "armed": self.gate.armed_at is not None,
             "grace_s": self.gate.grace.total_seconds(), "submitted": self.submitted, "pending": len(self.pending),
-            "cut_off": len(self.cut_off), "refused": self.gate.refusals,
+            "cut_off": len(self.cut_off), "refused": self.gate.refusals, "anchor": self.anchor,
+            "anchor_ok": self.anchor_ok,
         }

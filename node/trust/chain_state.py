@@ -93,12 +93,16 @@ def revocations(reader: Reader) -> RevocationSet:
     )
 
 
+def anchor_of(reader: Reader) -> str | None:
+    """The fingerprint of the CA the log is anchored to (None before the first record)."""
+    anchor = _state(reader).get_obj(CA_KEY)
+    return str(anchor["fingerprint"]) if isinstance(anchor, dict) else None
+
+
 def chain_view(reader: Reader) -> ChainTrustView:
     """Everything recorded so far (one pass over the log)."""
     recorded = {int(e["serial"], 16) for e in log_entries(reader) if e.get("action") in ("issued", "renewed")}
-    anchor = _state(reader).get_obj(CA_KEY)
-    fingerprint = anchor.get("fingerprint") if isinstance(anchor, dict) else None
-    return ChainTrustView(frozenset(recorded), revocations(reader), fingerprint)
+    return ChainTrustView(frozenset(recorded), revocations(reader), anchor_of(reader))
 
 
 def is_recorded(reader: Reader, serial: int) -> bool:

@@ -53,13 +53,25 @@ class CaService:
         """Keep the CA node's own certificate fresh on the attached endpoint (renewed at two thirds of its life)."""
         if self.endpoint is None:
             raise TrustUsageError("attach the CA service to an endpoint before running it")
-        self.endpoint.set_identity(self.own_identity(key))
+        if not self._presents_own(key):  # keep a certificate of ours already presented (one issuance, one record)
+            self.endpoint.set_identity(self.own_identity(key))
         task_status.started()
         while True:
             current = self.endpoint.identity.certificate
             renew_at = renew_time(current, issued_at(current))
             await trio.sleep(max((renew_at - self._clock()).total_seconds(), 0.0))
             self.endpoint.set_identity(self.own_identity(key))
+
+    def _presents_own(self, key: PrivateKey) -> bool:
+        assert self.endpoint is not None
+        identity = self.endpoint.identity
+        cert = identity.certificate
+        return (
+            identity.node_id == key.fingerprint
+            and identity.chain[:1] == (self.authority.ca.certificate,)
+            and cert.serial_number in self.authority.issued
+            and cert.not_valid_after_utc > self._clock()
+        )
 
     def policy(self) -> PeerAuthenticator:
         """Peers the CA node accepts: CA-issued ones (not revoked), and self-signed ones for bootstrap traffic."""
