@@ -164,6 +164,9 @@ def build_app(view: NodeView) -> Starlette:
     async def executors(request: Request) -> Response:
         return JSONResponse(queries.executors(view))
 
+    async def executor_request(request: Request) -> Response:
+        return JSONResponse(queries.executor_request(view, request.path_params["request"]))
+
     async def federation(request: Request) -> Response:
         return JSONResponse(queries.federation(view))
 
@@ -283,6 +286,7 @@ def build_app(view: NodeView) -> Starlette:
         Route("/events/{hash}", events),
         Route("/rounds/{round}", rounds),
         Route("/executors", executors),
+        Route("/executors/{request}", executor_request),
         Route("/federation", federation),
         Route("/certificates", certificates),
         Route("/health", health),

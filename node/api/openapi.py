@@ -54,6 +54,8 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/events/{hash}": _get("One event with its consensus coordinates", [_path("hash", _HASH, "event hash, hex")]),
     "/rounds/{round}": _get("Witnesses, fame and received events of a round", [_path("round", _INT, "round")]),
     "/executors": _get("The executor committee of the latest election"),
+    "/executors/{request}": _get("One executor request: status, agreed result or failure reason, responses",
+                                 [_path("request", _HASH, "request id (the action id), hex")]),
     "/federation": _get("Federation state: this origin and the origins it reaches"),
     "/certificates": _get("The certificate transparency log (issued, renewed, revoked)"),
     "/health": _get("Liveness: 200 while the process serves"),

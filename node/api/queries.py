@@ -11,7 +11,8 @@ from typing import Any
 from node import codec, crypto
 from node.actions.envelope import Envelope
 from node.actions.errors import EnvelopeError
-from node.api.errors import NotFound
+from node.actions.state import Overlay, exec_request_key
+from node.api.errors import BadRequest, NotFound
 from node.api.view import JSONDict, NodeView, jsonable
 from node.consensus.election import ElectionDecodeError, ElectionRecord
 from node.crypto import fingerprint
@@ -205,6 +206,30 @@ def executors(view: NodeView) -> JSONDict:
         return {"round": latest[0], "committee": [], "seed": None, "unreadable": True}
     return {"round": record.round_received, "seed": record.seed.hex(),
             "committee": [member(m) for m in record.committee]}
+
+
+def executor_request(view: NodeView, request_hex: str) -> JSONDict:
+    """One executor request from committed state: pending, completed (with the agreed result) or failed."""
+    try:
+        request_id = bytes.fromhex(request_hex)
+    except ValueError:
+        request_id = b""
+    if len(request_id) != 32:
+        raise BadRequest("request must be 64 hex digits")
+    record = Overlay(view.store.state).get_obj(exec_request_key(request_id))
+    if not isinstance(record, dict):
+        raise NotFound(f"no executor request {request_hex}")
+    tracker = record.get("tracker") or {}
+    return {
+        "request": request_hex,
+        "path": record.get("path"),
+        "status": record.get("status"),
+        "result": jsonable(record.get("result")),
+        "reason": record.get("reason"),
+        "committee": [member(m) for m in tracker.get("committee", [])],
+        "responded": [member(vote[0]) for vote in tracker.get("votes", [])],
+        "deadline_ns": tracker.get("deadline_ns"),
+    }
 
 
 def federation(view: NodeView) -> JSONDict:
