@@ -42,6 +42,7 @@ from node.consensus.hashgraph import Hashgraph
 from node.consensus.node_core import MemberCore, SyncOutcome
 from node.consensus.peers import PeerSchedule, PeerSet
 from node.consensus.sync import EagerPush, SyncRequest, encode_message
+from node.crypto import PrivateKey
 from node.engine.genesis import load_genesis
 from node.engine.gossip import GossipService, PeerAddress
 from node.engine.identity import load_identity
@@ -69,6 +70,15 @@ class AttackStats:
     garbage_datagrams: int = 0
     refused: int = 0  # requests the honest side refused (penalised us) or that failed
     syncs: int = 0
+
+
+def fork_events(key: PrivateKey, base: Event, branches: int, now_ns: int, tag: str) -> list[Event]:
+    """`branches` different events, all signed by `key` at index `base.index + 1` on `base`."""
+    return [
+        Event.create(key, index=base.index + 1, self_parent=base.hash, other_parent=base.other_parent,
+                     timestamp=now_ns + b, transactions=(f"{tag}-{b}".encode(),))
+        for b in range(branches)
+    ]
 
 
 class QuietSink:
@@ -142,11 +152,7 @@ class Byzantine:
         base = self.tip or self.core.head
         if base is None:
             return
-        branches = [
-            Event.create(self.key, index=base.index + 1, self_parent=base.hash, other_parent=base.other_parent,
-                         timestamp=time.time_ns() + b, transactions=(f"fork-{self.steps}-{b}".encode(),))
-            for b in range(self.branches)
-        ]
+        branches = fork_events(self.key, base, self.branches, time.time_ns(), f"fork-{self.steps}")
         self.tip = branches[0]
         self.stats.forks += 1
         self.stats.fork_events.extend(e.hash.hex() for e in branches)
