@@ -157,27 +157,62 @@ def show_cmd(file: Path) -> None:
 @click.option("--ca", "ca_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="CA directory")
 @click.option("--serial", type=int, help="revoke one certificate by serial (decimal)")
 @click.option("--node", "node_id", help="revoke every certificate of a node id")
-def revoke_cmd(ca_dir: Path, serial: int | None, node_id: str | None) -> None:
-    """Add a certificate (--serial) or a node (--node) to the CA's revocation list (revoked.json)."""
+@click.option(
+    "--chain-home", type=click.Path(file_okay=False, path_type=Path),
+    help="also record the revocation on the chain through the running member node of this home (offline CAs)",
+)
+def revoke_cmd(ca_dir: Path, serial: int | None, node_id: str | None, chain_home: Path | None) -> None:
+    """Add a certificate (--serial) or a node (--node) to the CA's revocation list (revoked.json).
+
+    A CA node running on that directory puts the revocation on the chain itself; for a CA kept
+    offline, --chain-home sends it (signed with the CA key) through a running member node."""
     from node.trust.errors import TrustUsageError
 
     if (serial is None) == (node_id is None):
         raise ConfigError("give exactly one of --serial N or --node ID")
     directory = _directory(ca_dir)
     authority = directory.authority(secrets.token_bytes)
+    now = _now()
     if serial is not None:
         try:
-            authority.revoke_serial(serial, _now())
+            authority.revoke_serial(serial, now)
         except TrustUsageError as exc:
             raise InvalidInput(str(exc)) from exc
-        click.echo(f"revoked serial {serial} (node {authority.issued[serial].node_id})")
+        node_id = authority.issued[serial].node_id
+        click.echo(f"revoked serial {serial} (node {node_id})")
     else:
         assert node_id is not None
         if not re.fullmatch(r"[0-9a-f]{20}", node_id):
             raise InvalidInput(f"{node_id!r} is not a node id (20 hex characters)")
-        serials = authority.revoke_node(node_id, _now())
+        serials = authority.revoke_node(node_id, now)
         click.echo(f"revoked node {node_id} ({len(serials)} certificate(s) issued to it)")
     click.echo(f"revocation list: {directory.revoked_file}")
+    if chain_home is not None:
+        _revoke_on_chain(authority, chain_home, node_id, serial, now)
+
+
+def _revoke_on_chain(authority: Any, home_path: Path, node_id: str, serial: int | None, now: dt.datetime) -> None:
+    """Post the CA-signed revocation record through the member node of `home_path` and wait for its receipt."""
+    import time
+
+    from node.actions.client import ActionClient
+    from node.actions.errors import ClientError
+    from node.trust.chain_state import REVOKE_PATH, revoke_args
+
+    settings = settings_for({"home": str(home_path)}).settings
+    key = Home(settings.home).load_key()
+    args = revoke_args(origin=authority.origin, node_id=node_id, serial=serial, revoked_at=now,
+                       reason="revoked by the origin CA (offline)", ca_key=authority.ca.key)
+    client = ActionClient(key, f"http://{settings.api}", clock=time.time_ns, origin=authority.origin)
+    try:
+        receipt = client.send(client.build(REVOKE_PATH, args), wait=True)
+    except ClientError as exc:
+        raise InvalidInput(f"the revocation was not put on the chain: {exc}") from exc
+    finally:
+        client.close()
+    if not isinstance(receipt, dict) or not receipt.get("ok"):
+        raise InvalidInput(f"the chain refused the revocation: {receipt}")
+    click.echo(f"revocation recorded on the chain (block {receipt.get('block')})")
 
 
 COMMANDS = [certs_group]

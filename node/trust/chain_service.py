@@ -50,6 +50,7 @@ log = structlog.get_logger("trust")
 RESUBMIT_S = 60.0  # a record submitted but still not on the chain this long after is submitted again
 OWN_RECORD_DELAY_S = 3.0  # the CA node records what it signs: others give it a head start
 TICK_S = 0.5
+REFUSALS_LOG_S = 10.0  # at most one "handshakes refused" line this often
 
 
 class ChainRecorder:
@@ -65,6 +66,7 @@ class ChainRecorder:
         self.submitted = 0
         self.cut_off: list[tuple[str, str]] = []  # (node id, reason), for status and tests
         self._phase_since = time.monotonic()
+        self._refusals_logged = (0, 0.0)  # (count, monotonic time) of the last "refused by the chain" line
         self.anchor: str | None = None  # the CA fingerprint the chain's log is anchored to, once read
         self.anchor_ok: bool | None = None
 
@@ -156,6 +158,11 @@ class ChainRecorder:
         connected = [p.node_id for p in self.endpoint.peers() if p.ca_issued]
         for node_id, reason in self.gate.overdue(connected, utc_now()).items():
             self._cut(node_id, reason)
+        count, at = self._refusals_logged
+        if self.gate.refusals > count and time.monotonic() - at >= REFUSALS_LOG_S:
+            log.warning("handshakes refused by the chain's certificate log", total=self.gate.refusals,
+                        since_last=self.gate.refusals - count)
+            self._refusals_logged = (self.gate.refusals, time.monotonic())
 
     def _own_ca_fingerprint(self) -> str | None:
         if self.trust.ca is not None:

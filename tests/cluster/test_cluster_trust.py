@@ -1,7 +1,10 @@
 """Issue 5 on real processes: a 4-node origin from `node testnet` whose certificates are issued
 online by its CA node (node0), from nothing to phase `consensus`, renewed while it decides, and one
 node revoked (back to self-signed, the rest decide on); and the same origin with the CA node started
-late (the others stay self-signed, say so, and move on once it is up).
+late (the others stay self-signed, say so, raise the missed ca-issued deadline alert, and move on
+once it is up). Transparency on the chain: every member's certificate in `/certificates` on every
+node (online and offline-issued homes), and a revocation recorded on the chain cutting the revoked
+node off on every other node.
 
 The time of each phase (from each node's `phase reached ... after_s=` log lines) is printed and
 saved to artifacts/cluster_trust_phases.json.
@@ -229,6 +232,54 @@ async def test_unreachable_ca_at_start_then_ca_issued_once_it_is_up(tmp_path: Pa
             assert cluster.log_events(node, "phase reached after its deadline")
             await eventually(lambda node=node: trust_ready(node), within=10,
                              what=f"{node.node_id}'s trust service ready again in its startup status")
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
+
+
+async def test_offline_issued_homes_recorded_and_offline_ca_revocation_through_a_member(tmp_path: Path) -> None:
+    """Offline-issued homes (no CA node): each node records its own certificate, every node lists
+    all four; the operator revokes node3 with the offline CA and `--chain-home` puts the CA-signed
+    revocation on the chain through node1; the other nodes cut node3 off and refuse it from then on."""
+    cluster = Cluster.create(tmp_path / "net", nodes=4, offline_certs=True)
+    ca_dir = Path(manifest(tmp_path / "net")["origins"][0]["ca"]["dir"])
+    for node in cluster.nodes:
+        node.extra_env["NODE_CERT_GRACE"] = "5"
+    try:
+        cluster.start()
+        await eventually(lambda: all_in_phase(cluster, cluster.nodes, "consensus"), within=45,
+                         what="all four nodes in phase consensus")
+        homes = {n.node_id: load_certificate(issued_certificate_path(n.home).read_bytes()) for n in cluster.nodes}
+        expected = {(node_id, f"{cert.serial_number:x}") for node_id, cert in homes.items()}
+        for node in cluster.nodes:
+            async def listed(node: NodeProc = node) -> bool:
+                entries = log_entries_of(await cluster.get(node, "/certificates"))
+                return expected <= {(e["node_id"], e["serial"]) for e in entries if e["action"] == "issued"}
+            await eventually(listed, within=30, what=f"every offline-issued certificate listed on {node.node_id}")
+
+        revoked, rest = cluster.nodes[3], cluster.nodes[:3]
+        result = await trio.run_process(
+            [sys.executable, "-m", "node", "certs", "revoke", "--ca", str(ca_dir), "--node", revoked.node_id,
+             "--chain-home", str(cluster.nodes[1].home)],
+            capture_stdout=True, capture_stderr=True, check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert b"revocation recorded on the chain" in result.stdout, result.stdout
+        for node in rest:
+            async def cut(node: NodeProc = node) -> bool:
+                return any(r["node"] == revoked.node_id for r in cluster.log_events(node, "peer cut off"))
+            await eventually(cut, within=10, what=f"{node.node_id} cutting the revoked node off")
+
+        async def refused() -> bool:  # node3 still holds its certificate and keeps dialling: refused
+            return any(cluster.log_events(n, "handshakes refused by the chain's certificate log") for n in rest)
+        await eventually(refused, within=15, what="the revoked node's handshakes refused")
+        action_id = await submit(cluster.nodes[0], "after-offline-revocation")
+        for node in rest:
+            await eventually(lambda node=node: committed(cluster, node, action_id), within=20,
+                             what=f"action committed on {node.node_id} after the revocation")
+        assert not await committed(cluster, revoked, action_id)
     except BaseException:
         print(cluster.logs())
         raise
