@@ -20,6 +20,7 @@ import trio
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000
 DUTY_PERIOD_S = 0.5
+DUTY_CYCLE = "SIGSTOP/SIGCONT duty cycle"
 
 
 def _v2_root() -> Path | None:
@@ -44,7 +45,7 @@ def available_method() -> str:
             return "cgroup2 cpu.max"
         if _v1_root() is not None:
             return "cgroup1 cpu.cfs_quota_us"
-    return "SIGSTOP/SIGCONT duty cycle"
+    return DUTY_CYCLE
 
 
 def _cgroup_of(pid: int, controller: str) -> str:
