@@ -43,6 +43,16 @@ log = logging.getLogger(__name__)
 _CRYPTO_ERROR = 0x100  # QUIC carries TLS alerts as CRYPTO_ERROR + alert (RFC 9001 section 4.8)
 
 
+# ACKs (aioquic delays them by 1 ms, then sends a packet for the ACK alone): we delay them longer,
+# still below the 25 ms max_ack_delay aioquic announces (which the peer's loss timers allow for), so
+# they mostly ride on the next data in either direction (see `flush`); small request/response
+# traffic then needs no ACK-only packets and no timer wake-ups for them. A burst is acknowledged
+# after every ACK_EVERY datagrams, so a sender's congestion window keeps opening during bulk
+# transfers (RFC 9000 section 13.2.2 suggests every second packet; aioquic's ACKs are costly).
+ACK_DELAY = 0.010
+ACK_EVERY = 4
+
+
 class CloseCode(IntEnum):
     """Application close codes (what we tell the peer when we close)."""
 
@@ -126,6 +136,8 @@ class PeerConnection:
         self._responses: dict[int, int] = {}  # stream id -> bytes charged until aioquic discards the stream
         self._request_slots = trio.Semaphore(limits.max_concurrent_requests)
         self._data_queued = False  # stream data was queued since the last flush
+        self._unacked_datagrams = 0  # datagrams received since our last ACK
+        quic._ack_delay = ACK_DELAY
 
     @property
     def established(self) -> bool:
@@ -136,7 +148,13 @@ class PeerConnection:
     def receive(self, data: bytes, address: Address, now: float) -> None:
         """Feed one datagram; the owner handles events and flushes once per batch."""
         self._last_received = now
-        self.quic.receive_datagram(data, address, now)
+        quic = self.quic
+        quic.receive_datagram(data, address, now)
+        space = quic._spaces.get(tls.Epoch.ONE_RTT)
+        if space is not None and space.ack_at is not None:
+            self._unacked_datagrams += 1
+            if self._unacked_datagrams >= ACK_EVERY and space.ack_at > now:
+                space.ack_at = now  # acknowledged by the flush that ends this receive batch
 
     def process(self, now: float) -> None:
         """Handle aioquic's events, then send its datagrams."""
@@ -167,6 +185,10 @@ class PeerConnection:
         datagrams = quic.datagrams_to_send(now)
         for data, address in datagrams:
             self.owner.send_datagram(data, address)
+        if self._unacked_datagrams:
+            space = quic._spaces.get(tls.Epoch.ONE_RTT)
+            if space is None or space.ack_at is None:
+                self._unacked_datagrams = 0
         if self._responses:
             streams = quic._streams
             for stream_id in [s for s in self._responses if s not in streams]:

@@ -34,7 +34,9 @@ def test_quic_connection_private_names():
 
 
 def test_ack_delay_private_names():
-    # PeerConnection.flush brings a delayed ACK forward when stream data leaves (piggybacking).
+    # PeerConnection sets the ACK delay, and brings a delayed ACK forward when stream data leaves
+    # (piggybacking) or after a burst of datagrams.
+    assert "self._ack_delay = K_GRANULARITY" in inspect.getsource(QuicConnection.__init__)
     assert "space.ack_at = now + self._ack_delay" in inspect.getsource(QuicConnection.receive_datagram)
     assert "space.ack_at <= now" in inspect.getsource(QuicConnection._write_application)
     assert "self._spaces" in inspect.getsource(QuicConnection._initialize)
