@@ -61,6 +61,7 @@ class Options(argparse.Namespace):
     loss_percent: int = 20
     slow_share: float = 0.1
     byzantine_branches: int = 2
+    byzantine_gossip: bool = False
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -84,6 +85,8 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--loss-percent", type=int, default=20, help="loss fault: datagrams dropped, in percent")
     p.add_argument("--slow-share", type=float, default=0.1, help="slow fault: share of one CPU left to the node")
     p.add_argument("--byzantine-branches", type=int, default=2, help="byzantine fault: events signed per forked index")
+    p.add_argument("--byzantine-gossip", action="store_true",
+                   help="byzantine fault: the member also keeps gossiping as a member while it attacks")
     return p.parse_args(argv, namespace=Options())
 
 
@@ -142,7 +145,8 @@ def prepare(opts: Options, kinds: list[str], root: Path) -> tuple[LocalCluster, 
     if "byzantine" in kinds:
         member = victim_of(cluster, 0)
         cluster.nodes.remove(member)
-        tools.byzantine = ByzantineProcess(member, seed=opts.seed, branches=opts.byzantine_branches)
+        tools.byzantine = ByzantineProcess(member, seed=opts.seed, branches=opts.byzantine_branches,
+                                           keep_gossip=opts.byzantine_gossip)
     if "latency" in kinds:
         slow = victim_of(cluster, kinds.index("latency"))
         tools.latency = LatencyPaths(slow, [n for n in cluster.of(slow.origin) if n is not slow])

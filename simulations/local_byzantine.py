@@ -5,8 +5,9 @@
 It presents the member's real credentials (its key and the CA-issued certificate `node testnet
 --offline-certs` wrote into the home, loaded exactly as the node loads them), so honest nodes
 accept its connections.  Until SIGUSR1 it gossips like an honest member (the real `MemberCore`
-and `GossipService`, nothing persisted).  From SIGUSR1 on its honest gossip stops and every
-`STEP_S` it:
+and `GossipService`, nothing persisted).  From SIGUSR1 on its honest gossip stops (unless
+`--keep-gossip`: then it goes on as a member too, signing a branch of its own, and each fork is
+on its own newest event) and every `STEP_S` it:
 - forks: signs `--branches` different events at the next index (same self-parent) and pushes each
   to a different peer, then every branch to every peer so each holds the evidence; the next fork
   builds on the first branch (so the forks are at successive indices);
@@ -103,7 +104,8 @@ class QuietSink:
 
 
 class Byzantine:
-    def __init__(self, home: Path, listen: str, stats_path: Path, seed: int, branches: int = BRANCHES) -> None:
+    def __init__(self, home: Path, listen: str, stats_path: Path, seed: int, branches: int = BRANCHES,
+                 keep_gossip: bool = False) -> None:
         self.home = Home(home)
         self.key = self.home.load_key()
         genesis = load_genesis(self.home.config_file.parent / "genesis.json")
@@ -127,6 +129,7 @@ class Byzantine:
         self.start_attack = trio.Event()
         self.steps = 0
         self.branches = branches
+        self.keep_gossip = keep_gossip
         self.tip: Event | None = None  # the newest event our forks build on
 
     async def _handle(self, peer: Any, payload: bytes) -> bytes:
@@ -149,7 +152,7 @@ class Byzantine:
         return False
 
     async def fork(self) -> None:
-        base = self.tip or self.core.head
+        base = self.core.head if self.keep_gossip else self.tip or self.core.head
         if base is None:
             return
         branches = fork_events(self.key, base, self.branches, time.time_ns(), f"fork-{self.steps}")
@@ -188,7 +191,8 @@ class Byzantine:
     async def attack(self, udp: trio.socket.SocketType) -> None:
         await self.start_attack.wait()
         self.stats.attacking = True
-        self.gossip.pause()  # from now on only the events below are signed (no extra honest branch)
+        if not self.keep_gossip:
+            self.gossip.pause()  # from now on only the events below are signed (no extra honest branch)
         started = trio.current_time()
         while True:
             self.steps += 1
@@ -227,10 +231,11 @@ class Byzantine:
 class ByzantineProcess:
     """The simulation's handle on the byzantine member's process (its node is never started)."""
 
-    def __init__(self, node: NodeProcess, seed: int = 1, branches: int = BRANCHES) -> None:
+    def __init__(self, node: NodeProcess, seed: int = 1, branches: int = BRANCHES, keep_gossip: bool = False) -> None:
         self.node = node
         self.seed = seed
         self.branches = branches
+        self.keep_gossip = keep_gossip
         self.stats_path = node.home / "byzantine.json"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -239,7 +244,7 @@ class ByzantineProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "simulations.local_byzantine", "--home", str(self.node.home),
                  "--listen", self.node.listen, "--stats", str(self.stats_path), "--seed", str(self.seed),
-                 "--branches", str(self.branches)],
+                 "--branches", str(self.branches), *(["--keep-gossip"] if self.keep_gossip else [])],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.node.groups.add(self.proc.pid)  # so the cluster's stop_all reaps it too
 
@@ -279,10 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stats", type=Path, required=True)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--branches", type=int, default=BRANCHES, help="events signed at each forked index (2..10)")
+    p.add_argument("--keep-gossip", action="store_true", help="go on gossiping as a member while attacking")
     args = p.parse_args(argv)
     if not 2 <= args.branches <= 10:
         p.error("--branches must be between 2 and 10")
-    byz = Byzantine(args.home, args.listen, args.stats, args.seed, args.branches)
+    byz = Byzantine(args.home, args.listen, args.stats, args.seed, args.branches, args.keep_gossip)
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # not fatal before trio's receiver is installed
     try:
         trio.run(byz.run)  # SIGTERM and SIGINT cancel it (see `signals`)
