@@ -74,7 +74,7 @@ class PhaseDeadlines:
         self.reached_after: dict[Phase, float] = {}  # first time each phase was reached, seconds after start
         self.late: Missed | None = None  # the standing alert, until the phase is reached
         self._alert_at = started + self.deadlines[Phase.SELF_SIGNED]
-        self._realert = 0.0
+        self._realert = self.deadlines[Phase.SELF_SIGNED]
 
     @property
     def waiting_for(self) -> Phase | None:

@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgpack
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from node import codec
-from node.actions.state import Overlay
 from node.crypto import tagged
 from node.trust.certs import certificate_pem
 from node.trust.verify import RevocationSet
@@ -72,22 +72,23 @@ class ChainTrustView:
     ca_fingerprint: str | None
 
 
-def _state(reader: Reader) -> Overlay:
-    return reader if isinstance(reader, Overlay) else Overlay(reader)
+def _get_obj(reader: Reader, key: bytes) -> Any:
+    """A value the record actions wrote (canonical msgpack, bounded by the envelope limit), or None."""
+    raw = reader.get(key)
+    return None if raw is None else msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
 
 def log_entries(reader: Reader, start: int = 0) -> Iterator[dict[str, Any]]:
     """The log entries from `start` on, oldest first."""
-    state = _state(reader)
-    count = state.get_obj(COUNT_KEY) or 0
+    count = _get_obj(reader, COUNT_KEY) or 0
     for seq in range(start, count):
-        entry = state.get_obj(log_key(seq))
+        entry = _get_obj(reader, log_key(seq))
         if isinstance(entry, dict):
             yield entry
 
 
 def revocations(reader: Reader) -> RevocationSet:
-    raw = _state(reader).get_obj(REVOKED_KEY) or {}
+    raw = _get_obj(reader, REVOKED_KEY) or {}
     return RevocationSet(
         frozenset(int(s, 16) for s in raw.get("serials", [])), frozenset(raw.get("node_ids", []))
     )
@@ -95,7 +96,7 @@ def revocations(reader: Reader) -> RevocationSet:
 
 def anchor_of(reader: Reader) -> str | None:
     """The fingerprint of the CA the log is anchored to (None before the first record)."""
-    anchor = _state(reader).get_obj(CA_KEY)
+    anchor = _get_obj(reader, CA_KEY)
     return str(anchor["fingerprint"]) if isinstance(anchor, dict) else None
 
 
@@ -106,7 +107,7 @@ def chain_view(reader: Reader) -> ChainTrustView:
 
 
 def is_recorded(reader: Reader, serial: int) -> bool:
-    return _state(reader).get(serial_key(serial_hex(serial))) is not None
+    return reader.get(serial_key(serial_hex(serial))) is not None
 
 
 # -- building the actions' arguments -----------------------------------------------------------------

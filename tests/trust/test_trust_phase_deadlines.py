@@ -45,3 +45,11 @@ def test_parsing_and_sources() -> None:
             parse_deadlines(bad)
     assert deadlines_from(object(), {"NODE_PHASE_DEADLINES": "self-signed=2"})[Phase.SELF_SIGNED] == 2.0
     assert deadlines_from(object(), {}) == DEFAULT_DEADLINES
+
+
+def test_self_signed_deadline_from_start_repeats_with_backoff() -> None:
+    deadlines = PhaseDeadlines(0.0, {**DEFAULT_DEADLINES, Phase.SELF_SIGNED: 1.0})
+    first = deadlines.poll(1.0)
+    assert first is not None and first.phase is Phase.SELF_SIGNED and first.next_alert_s == 2.0
+    assert deadlines.poll(2.9) is None and deadlines.next_poll(2.9) == pytest.approx(0.1)
+    assert deadlines.poll(3.0).alert == 2
