@@ -62,6 +62,7 @@ class Options(argparse.Namespace):
     slow_share: float = 0.1
     byzantine_branches: int = 2
     byzantine_gossip: bool = False
+    byzantine_penalised_after: float = 8.0
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -87,6 +88,8 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--byzantine-branches", type=int, default=2, help="byzantine fault: events signed per forked index")
     p.add_argument("--byzantine-gossip", action="store_true",
                    help="byzantine fault: the member also keeps gossiping as a member while it attacks")
+    p.add_argument("--byzantine-penalised-after", type=float, default=8.0,
+                   help="byzantine fault: seconds of forks before impersonation and garbage (penalised) begin")
     return p.parse_args(argv, namespace=Options())
 
 
@@ -146,7 +149,8 @@ def prepare(opts: Options, kinds: list[str], root: Path) -> tuple[LocalCluster, 
         member = victim_of(cluster, 0)
         cluster.nodes.remove(member)
         tools.byzantine = ByzantineProcess(member, seed=opts.seed, branches=opts.byzantine_branches,
-                                           keep_gossip=opts.byzantine_gossip)
+                                           keep_gossip=opts.byzantine_gossip,
+                                           penalised_after=opts.byzantine_penalised_after)
     if "latency" in kinds:
         slow = victim_of(cluster, kinds.index("latency"))
         tools.latency = LatencyPaths(slow, [n for n in cluster.of(slow.origin) if n is not slow])

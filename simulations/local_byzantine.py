@@ -12,7 +12,7 @@ on its own newest event) and every `STEP_S` it:
   to a different peer, then every branch to every peer so each holds the evidence; the next fork
   builds on the first branch (so the forks are at successive indices);
 - replays: pushes old events (its own and others') again;
-- after `PENALISED_AFTER_S` of attack, every other step instead: a sync request naming another
+- after `--penalised-after` seconds of attack, every other step instead: a sync request naming another
   member as its sender (impersonation), garbage frames over its authenticated connections, and
   random datagrams to the peers' QUIC ports from an unauthenticated socket.
 SIGTERM ends it; counts of what it sent are written to `--stats` (JSON) every step and at exit.
@@ -105,7 +105,7 @@ class QuietSink:
 
 class Byzantine:
     def __init__(self, home: Path, listen: str, stats_path: Path, seed: int, branches: int = BRANCHES,
-                 keep_gossip: bool = False) -> None:
+                 keep_gossip: bool = False, penalised_after: float = PENALISED_AFTER_S) -> None:
         self.home = Home(home)
         self.key = self.home.load_key()
         genesis = load_genesis(self.home.config_file.parent / "genesis.json")
@@ -130,6 +130,7 @@ class Byzantine:
         self.steps = 0
         self.branches = branches
         self.keep_gossip = keep_gossip
+        self.penalised_after = penalised_after
         self.tip: Event | None = None  # the newest event our forks build on
 
     async def _handle(self, peer: Any, payload: bytes) -> bytes:
@@ -197,7 +198,7 @@ class Byzantine:
         while True:
             self.steps += 1
             elapsed = trio.current_time() - started
-            if elapsed < PENALISED_AFTER_S or self.steps % 2:
+            if elapsed < self.penalised_after or self.steps % 2:
                 await self.fork()
                 await self.replay()
             else:
@@ -231,11 +232,13 @@ class Byzantine:
 class ByzantineProcess:
     """The simulation's handle on the byzantine member's process (its node is never started)."""
 
-    def __init__(self, node: NodeProcess, seed: int = 1, branches: int = BRANCHES, keep_gossip: bool = False) -> None:
+    def __init__(self, node: NodeProcess, seed: int = 1, branches: int = BRANCHES, keep_gossip: bool = False,
+                 penalised_after: float = PENALISED_AFTER_S) -> None:
         self.node = node
         self.seed = seed
         self.branches = branches
         self.keep_gossip = keep_gossip
+        self.penalised_after = penalised_after
         self.stats_path = node.home / "byzantine.json"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -244,7 +247,8 @@ class ByzantineProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "simulations.local_byzantine", "--home", str(self.node.home),
                  "--listen", self.node.listen, "--stats", str(self.stats_path), "--seed", str(self.seed),
-                 "--branches", str(self.branches), *(["--keep-gossip"] if self.keep_gossip else [])],
+                 "--branches", str(self.branches), "--penalised-after", str(self.penalised_after),
+                 *(["--keep-gossip"] if self.keep_gossip else [])],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.node.groups.add(self.proc.pid)  # so the cluster's stop_all reaps it too
 
@@ -285,10 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--branches", type=int, default=BRANCHES, help="events signed at each forked index (2..10)")
     p.add_argument("--keep-gossip", action="store_true", help="go on gossiping as a member while attacking")
+    p.add_argument("--penalised-after", type=float, default=PENALISED_AFTER_S,
+                   help="seconds of attack before impersonation and garbage (which get it penalised) begin")
     args = p.parse_args(argv)
     if not 2 <= args.branches <= 10:
         p.error("--branches must be between 2 and 10")
-    byz = Byzantine(args.home, args.listen, args.stats, args.seed, args.branches, args.keep_gossip)
+    byz = Byzantine(args.home, args.listen, args.stats, args.seed, args.branches, args.keep_gossip,
+                    args.penalised_after)
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # not fatal before trio's receiver is installed
     try:
         trio.run(byz.run)  # SIGTERM and SIGINT cancel it (see `signals`)
