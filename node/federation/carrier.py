@@ -60,11 +60,22 @@ class Carrier:
         self.engine = engine
         self.sent = 0
         self.failures = 0
+        self.carrying: set[bytes] = set()
 
     def carry(self, envelope: Envelope, block: Block) -> None:
+        """Carry the request until it closes (once per request on this node)."""
+        if envelope.action_id in self.carrying:
+            return
+        self.carrying.add(envelope.action_id)
         self.service.nursery.start_soon(self._carry, envelope, block)
 
     async def _carry(self, envelope: Envelope, block: Block) -> None:
+        try:
+            await self._carry_until_closed(envelope, block)
+        finally:
+            self.carrying.discard(envelope.action_id)
+
+    async def _carry_until_closed(self, envelope: Envelope, block: Block) -> None:
         service, request_id = self.service, envelope.action_id
         proof = None
         while request_id in service.pending:

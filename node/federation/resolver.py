@@ -100,8 +100,11 @@ class OriginResolver:
         if nameservers:
             resolver = dns.asyncresolver.Resolver(configure=False)
             resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port) for host, port in nameservers]
+            # `timeout` is per nameserver: a dead one (a stopped node's responder) must leave time
+            # to ask the next, so the lifetime of one query covers every nameserver once.
             resolver.timeout = timeout
-            resolver.lifetime = timeout
+            resolver.lifetime = timeout * len(nameservers) + 0.1
+            resolver.rotate = True  # spread queries over the origin's responders
             resolver.cache = None  # we cache ourselves, by the injected clock
             resolver.use_edns(0, 0, 1232)  # dnspython asks without EDNS by default: 512-byte answers
             self._resolver = resolver

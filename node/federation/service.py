@@ -19,9 +19,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgpack
 import structlog
 import trio
 
+from node.actions.envelope import Envelope
+from node.actions.errors import EnvelopeError
 from node.actions.model import SignalOutput
 from node.config import split_host_port
 from node.consensus.blocks import Block
@@ -29,6 +32,7 @@ from node.consensus.event import BlockSignature
 from node.engine.access import engine_of
 from node.engine.apply import AppliedBlock
 from node.engine.paths import ca_certificate_path
+from node.engine.records import decode_block
 from node.federation.answerer import Answerer
 from node.federation.carrier import Carrier, Forwarder
 from node.federation.chain_actions import (
@@ -91,7 +95,7 @@ class FederationService:
         nameservers = [split_host_port(a) for a in settings.federation_nameservers]
         self.resolver = OriginResolver(
             nameservers, clock=trio.current_time, pins=pins, trust_dns_pins=settings.federation_trust_dns,
-            attempts=2, timeout=1.0,
+            attempts=2, timeout=0.5,
         )
         self.directory = OriginDirectory(self.resolver, PinnedOrigins({}), settings.federation_origins)
         self.timeout_ms = int(settings.federation_timeout * 1000)
@@ -101,10 +105,12 @@ class FederationService:
         self.records: OriginRecords | None = None
         self.outcomes: dict[bytes, dict[str, Any]] = {}  # request id -> final receipt (this run)
         self.pending: dict[bytes, int] = {}  # request id -> deadline (consensus ns)
+        self.opened: dict[bytes, tuple[Envelope, Block]] = {}  # pending requests and the block committing them
         self._timeouts_sent: dict[bytes, float] = {}
         self._recorded_at: dict[str, float] = {}
         self._failures: dict[str, str] = {}
         self._closed: dict[bytes, trio.Event] = {}
+        self._proved = False
         self.carrier: Carrier | None = None
         self.answerer: Answerer | None = None
         self.forwarder: Forwarder | None = None
@@ -147,6 +153,7 @@ class FederationService:
                 self.responder = DnsResponder(split_host_port(self.settings.dns), self._zone)
                 dns_at = await nursery.start(self.responder.run)
                 log.info("dns responder up", listen=f"{dns_at[0]}:{dns_at[1]}")
+            self._restore_pending()
             engine.block_listeners.append(self._on_block)
             if engine.view is not None:
                 view = engine.view
@@ -212,12 +219,12 @@ class FederationService:
                         self._deliver(carried.action_id, {"ok": False, "reason": str(receipt.reason),
                                                           "result": None, "detail": receipt.detail})
                     continue
-                self.pending[carried.action_id] = int(receipt.result["deadline_ns"])
-                if record.envelope.actor_key == self.ctx.key.public and self.carrier is not None:
-                    self.carrier.carry(carried, block)
+                self._opened(carried, block, int(receipt.result["deadline_ns"]),
+                             ours=record.envelope.actor_key == self.ctx.key.public)
             elif path in (RESPONSE_PATH, TIMEOUT_PATH) and receipt.ok:
                 request_id = bytes.fromhex(receipt.result["request_id"])
                 self.pending.pop(request_id, None)
+                self.opened.pop(request_id, None)
                 self._deliver(request_id, receipt.result["receipt"])
             elif path == INCOMING_PATH and receipt.ok and self.answerer is not None:
                 self.answerer.decided(bytes.fromhex(receipt.result["request_id"]), receipt.result["receipt"], block)
@@ -226,6 +233,47 @@ class FederationService:
                 if isinstance(output, SignalOutput) and "@" not in output.point:
                     self.forwarder.signal_posted(output, block)
         self._sweep(block.timestamp)
+
+    def _opened(self, envelope: Envelope, block: Block, deadline: int, *, ours: bool) -> None:
+        """A request our chain committed: every node tracks it (for timeouts and as a fallback
+        carrier); the node that committed it carries it at once."""
+        self.pending[envelope.action_id] = deadline
+        self.opened[envelope.action_id] = (envelope, block)
+        if ours and self.carrier is not None:
+            self.carrier.carry(envelope, block)
+
+    def _restore_pending(self) -> None:
+        """Requests still open on our chain when this node (re)started: track them again."""
+        engine = self.engine
+        assert engine is not None and engine.chain is not None
+        prefix = b"fed/out/"
+        for key, raw in engine.chain.state.iterate(prefix):
+            record = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+            if not isinstance(record, dict) or record.get("status") != "pending":
+                continue
+            stored = engine.chain.get_block(record["block"])
+            if stored is None:
+                continue
+            block = decode_block(stored)
+            request_id = bytes.fromhex(key[len(prefix):].decode())
+            for tx in block.transactions:
+                try:
+                    committed = Envelope.from_wire(tx)
+                except EnvelopeError:
+                    continue
+                carried = carried_envelope(committed) if committed.path == REQUEST_PATH else None
+                if carried is not None and carried.action_id == request_id:
+                    self._opened(carried, block, record["deadline"], ours=record["sender"] == self.ctx.node_id)
+                    break
+
+    def _fallback_carriers(self, now_ns: int) -> None:
+        """Carry requests still open after half their time, whoever committed them (it may be down)."""
+        if self.carrier is None:
+            return
+        for request_id, (envelope, block) in list(self.opened.items()):
+            deadline = self.pending.get(request_id)
+            if deadline is not None and now_ns >= (block.timestamp + deadline) // 2:
+                self.carrier.carry(envelope, block)
 
     def closed(self, request_id: bytes) -> trio.Event:
         """Set once the request is closed on our chain (answered or timed out)."""
@@ -322,6 +370,7 @@ class FederationService:
         assert engine is not None
         while True:
             self._sweep(time.time_ns())
+            self._fallback_carriers(time.time_ns())
             up = self.federation_ready()
             phases = self.ctx.phases
             if up and phases.can_fire(Trigger.FEDERATION_UP):
@@ -335,7 +384,9 @@ class FederationService:
         engine = self.engine
         assert engine is not None and engine.chain is not None
         last = engine.last_block
-        if last is None or self.proof_of(last) is None and engine.graph.signatures.anchor_block() is None:
+        # Our chain must be able to prove its blocks: one block signed by a supermajority is enough.
+        self._proved = self._proved or (last is not None and self.proof_of(last) is not None)
+        if not self._proved:
             return False
         return all(
             self.directory.known(o) is not None and recorded_origin(engine.chain.state, o) is not None
