@@ -32,6 +32,7 @@ from node.trust.chain_state import (
     anchor_of,
     chain_view,
     is_recorded,
+    log_count,
     log_entries,
     record_args,
     revocations,
@@ -77,7 +78,7 @@ class ChainRecorder:
         view = chain_view(self.chain.state)
         self.gate.add_recorded(view.recorded)
         self._learn_revoked(view.revoked)
-        self.next_seq = sum(1 for _ in log_entries(self.chain.state))
+        self.next_seq = log_count(self.chain.state)
         self.engine.block_listeners.append(self._block_applied)
         if self.engine.view is not None:
             self.engine.view.certificates_source = lambda: list(log_entries(self.chain.state))
@@ -86,8 +87,10 @@ class ChainRecorder:
         while True:
             try:
                 self._tick()
-            except (InvalidInput, ValueError) as exc:  # never let a bad record stop the node
+            except InvalidInput as exc:  # e.g. our pool is full: try again on the next tick
                 log.warning("transparency step failed", error=str(exc))
+            except Exception as exc:  # never let the transparency log take the node down
+                log.error("transparency step crashed", error=repr(exc))
             await trio.sleep(TICK_S)
 
     def _tick(self) -> None:
@@ -108,6 +111,12 @@ class ChainRecorder:
     # -- applied blocks ------------------------------------------------------------------------------
 
     def _block_applied(self, applied: AppliedBlock) -> None:
+        try:
+            self._follow(applied)
+        except Exception as exc:  # runs inside the engine's apply loop: never let it fail there
+            log.error("transparency log not followed", block=applied.block.index, error=repr(exc))
+
+    def _follow(self, applied: AppliedBlock) -> None:
         revoked: list[dict[str, Any]] = []
         for entry in log_entries(self.chain.state, self.next_seq):
             self.next_seq = int(entry["seq"]) + 1

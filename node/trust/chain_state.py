@@ -78,9 +78,13 @@ def _get_obj(reader: Reader, key: bytes) -> Any:
     return None if raw is None else msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
 
+def log_count(reader: Reader) -> int:
+    return int(_get_obj(reader, COUNT_KEY) or 0)
+
+
 def log_entries(reader: Reader, start: int = 0) -> Iterator[dict[str, Any]]:
     """The log entries from `start` on, oldest first."""
-    count = _get_obj(reader, COUNT_KEY) or 0
+    count = log_count(reader)
     for seq in range(start, count):
         entry = _get_obj(reader, log_key(seq))
         if isinstance(entry, dict):
