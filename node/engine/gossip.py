@@ -1,9 +1,10 @@
 """Gossip over QUIC: the Trio shell around the sans-IO `MemberCore`.
 
-One task runs gossip rounds at the times the core asks for (`get_timer`), syncing with one peer at
-a time; the transport's handler answers peers' sync requests and eager pushes.  Both call the core
-from the same Trio thread without awaiting in between, so the core needs no lock.  What the core
-produces (events to persist, blocks, peers to penalise) goes to the engine through `GossipSink`.
+One task runs gossip rounds at the times the core asks for (`get_timer`), each sync in a task of
+its own, with up to `parallel` different peers at once (`tuning.SYNCS_IN_FLIGHT`); the transport's
+handler answers peers' sync requests and eager pushes.  All of them call the core from the same
+Trio thread without awaiting in between, so the core needs no lock.  What the core produces
+(events to persist, blocks, peers to penalise) goes to the engine through `GossipSink`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import trio
 from node.consensus.event import Event
 from node.consensus.node_core import MemberCore, SyncOutcome
 from node.consensus.sync import EagerPush, SyncDecodeError, SyncRequest, SyncResponse, decode_message, encode_message
+from node.engine.tuning import SYNCS_IN_FLIGHT
 from node.errors import InvalidInput
 from node.transport import EndpointNotRunning, PeerInfo, TransportError
 
@@ -89,6 +91,7 @@ class GossipService:
         clock_ns: Callable[[], int] = time.time_ns,
         archive: Callable[[SyncRequest], Awaitable[SyncResponse | None]] | None = None,
         paused: bool = False,
+        parallel: int = SYNCS_IN_FLIGHT,
     ) -> None:
         self.core = core
         self.transport = transport
@@ -103,6 +106,11 @@ class GossipService:
         self._wake = trio.Event()
         self.paused = paused
         self._resumed = trio.Event()
+        self.parallel = max(1, parallel)
+        self._in_flight: set[str] = set()  # peers we are syncing with now
+        self._slot_free = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._stopped: EndpointNotRunning | None = None  # the endpoint stopped under a sync
 
     def pause(self) -> None:
         """Stop gossiping (our certificate was revoked or expired) until `resume`."""
@@ -155,30 +163,57 @@ class GossipService:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        while True:
-            while self.paused:
-                await self._resumed.wait()
-            delay = (self.core.get_timer() - self.clock_ns()) / 1e9
-            if delay > 0:
-                with trio.move_on_after(delay):
-                    await self._wake.wait()
-            self._wake = trio.Event()
-            head = self.core.head
-            step = self.core.handle_timer(self.clock_ns(), self.rng)
-            if self.core.head is not head and self.core.head is not None:
-                self.sink.own_event(self.core.head)  # a lone member creates its events here
-            if step is None:
-                self.sink.blocks_ready()
-                await trio.lowlevel.checkpoint()
-                continue
-            peer_key, request = step
-            address = self.by_key.get(peer_key)
-            if address is not None and self._suspected(address.node_id):
-                other = self._healthy_peer()
-                if other is not None:
-                    address, request = other, self.core.make_sync_request(other.public_key)
-            if address is not None:
-                await self._sync(address, request)
+        self._stopped = None
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            while True:
+                while self.paused:
+                    await self._resumed.wait()
+                delay = (self.core.get_timer() - self.clock_ns()) / 1e9
+                if delay > 0:
+                    with trio.move_on_after(delay):
+                        await self._wake.wait()
+                # Up to `parallel` syncs in flight, each with a different peer: a sync mostly waits
+                # (the peer's answer, our event's fsync, the push), so overlapping them turns that
+                # waiting into more events. The core is only called between awaits, never concurrently.
+                while len(self._in_flight) >= self.parallel:
+                    await self._slot_free.wait()
+                self._wake = trio.Event()
+                head = self.core.head
+                step = self.core.handle_timer(self.clock_ns(), self.rng)
+                if self.core.head is not head and self.core.head is not None:
+                    self.sink.own_event(self.core.head)  # a lone member creates its events here
+                if step is None:
+                    self.sink.blocks_ready()
+                    await trio.lowlevel.checkpoint()
+                    continue
+                peer_key, request = step
+                address = self.by_key.get(peer_key)
+                if address is not None and (address.node_id in self._in_flight or self._suspected(address.node_id)):
+                    other = self._free_peer()
+                    if other is not None:
+                        address, request = other, self.core.make_sync_request(other.public_key)
+                    elif address.node_id in self._in_flight:
+                        address = None  # only suspects are free: wait for the sync in flight
+                if address is None:
+                    await trio.lowlevel.checkpoint()
+                    continue
+                self._in_flight.add(address.node_id)
+                nursery.start_soon(self._sync_slot, address, request)
+        if self._stopped is not None:  # raised as itself, as when syncs ran in this task
+            raise self._stopped
+
+    async def _sync_slot(self, address: PeerAddress, request: SyncRequest) -> None:
+        try:
+            await self._sync(address, request)
+        except EndpointNotRunning as exc:
+            self._stopped = exc
+            assert self._nursery is not None
+            self._nursery.cancel_scope.cancel()
+        finally:
+            self._in_flight.discard(address.node_id)
+            self._slot_free.set()
+            self._slot_free = trio.Event()
 
     async def _stopping(self) -> None:
         """The endpoint stopped under us: the node is shutting down (a cancellation is pending,
@@ -190,9 +225,10 @@ class GossipService:
         until = self._suspects.get(node_id)
         return until is not None and until[0] > trio.current_time()
 
-    def _healthy_peer(self) -> PeerAddress | None:
-        healthy = [p for p in self.by_key.values() if not self._suspected(p.node_id)]
-        return healthy[self.rng.randrange(len(healthy))] if healthy else None
+    def _free_peer(self) -> PeerAddress | None:
+        """A random peer that is neither suspected nor in a sync with us right now."""
+        free = [p for p in self.by_key.values() if p.node_id not in self._in_flight and not self._suspected(p.node_id)]
+        return free[self.rng.randrange(len(free))] if free else None
 
     def _suspect(self, node_id: str) -> None:
         _, last = self._suspects.get(node_id, (0.0, 0.0))
