@@ -12,6 +12,10 @@ from __future__ import annotations
 from node.consensus.records import NO_DESCENDANT, EventRecord
 
 
+def _index_desc(rec: EventRecord) -> int:
+    return -rec.index
+
+
 class Ancestry:
     def __init__(self) -> None:
         self.events: dict[bytes, EventRecord] = {}
@@ -32,21 +36,39 @@ class Ancestry:
 
     def self_descends(self, a: EventRecord, b: EventRecord) -> bool:
         """b is a or on a's self-parent chain (same creator)."""
+        if a.index < b.index:
+            return False
+        slot = self.chains[b.col].get(b.index)
+        if slot is not None and len(slot) == 1 and slot[0] is b:
+            return True  # the only event at b's index: every later event of the creator descends from it
         cur: EventRecord | None = a
         while cur is not None and cur.index > b.index:
             cur = self.events.get(cur.sp) if cur.sp is not None else None
         return cur is b
 
     def _reduce_tips(self, candidates: list[EventRecord]) -> tuple[EventRecord, ...]:
-        unique: list[EventRecord] = []
+        """The candidates (events of one creator) that are no self-ancestor of another one, in
+        first-seen order.  One walk down from each candidate, highest first, each stopping where
+        an earlier walk passed: linear in the events between the candidates, not quadratic."""
+        unique: dict[bytes, EventRecord] = {}
         for cand in candidates:
-            if all(cand is not u for u in unique):
-                unique.append(cand)
-        kept = [
-            t for t in unique
-            if not any(o is not t and o.index >= t.index and self.self_descends(o, t) for o in unique)
-        ]
-        return tuple(kept)
+            unique.setdefault(cand.hash, cand)
+        if len(unique) == 1:
+            return tuple(unique.values())
+        low = min(c.index for c in unique.values())
+        passed: set[bytes] = set()
+        events = self.events
+        for top in sorted(unique.values(), key=_index_desc):
+            if top.hash in passed:
+                continue  # below a higher candidate: its chain was walked already
+            h = top.sp
+            while h is not None and h not in passed:
+                passed.add(h)
+                rec = events.get(h)
+                if rec is None or rec.index <= low:
+                    break
+                h = rec.sp
+        return tuple(c for h, c in unique.items() if h not in passed)
 
     def compute_fork_view(self, rec: EventRecord, parents: list[EventRecord]) -> None:
         """Set `rec.tips` and `rec.forks_seen` (only called once some creator has forked)."""
@@ -55,12 +77,16 @@ class Ancestry:
             seen |= p.forks_seen
         tips: dict[int, tuple[EventRecord, ...]] = {}
         for col in self.forkers:
-            cands: list[EventRecord] = [rec] if rec.col == col else []
-            for p in parents:
-                cands.extend(self.tips(p, col))
-            if not cands:
-                continue
-            reduced = self._reduce_tips(cands)
+            views = [t for t in (self.tips(p, col) for p in parents) if t]
+            if rec.col != col and (not views or len(views) == 1 or views[0] == views[1]):
+                if not views:
+                    continue
+                reduced = views[0]  # one parent's view, already reduced: nothing to merge
+            else:
+                cands: list[EventRecord] = [rec] if rec.col == col else []
+                for view in views:
+                    cands.extend(view)
+                reduced = self._reduce_tips(cands)
             tips[col] = reduced
             if len(reduced) > 1:
                 seen.add(col)
@@ -111,15 +137,32 @@ class Ancestry:
     def strongly_see(self, x: EventRecord, y: EventRecord, cols: list[int], needed: int) -> bool:
         """x sees y through at least `needed` members of `cols` (the columns of a peer set): for that
         many members c, x's newest ancestor by c has y as ancestor."""
-        if not self.see(x, y):
-            return False
-        count = 0
+        return self.strongly_seen(x, [y], cols, needed) == [y]
+
+    def strongly_seen(
+        self, x: EventRecord, ys: list[EventRecord], cols: list[int], needed: int
+    ) -> list[EventRecord]:
+        """The events of `ys` that x strongly sees; x's newest ancestors are looked up once for all."""
         forks_seen = x.forks_seen
+        lasts = []
         for c in cols:
             if c in forks_seen:
                 continue  # a member x knows to be a forker does not count
             last = self.last_record(x, c)
-            if last is not None and self.ancestor(last, y):
-                count += 1
-        return count >= needed
+            if last is not None:
+                lasts.append(last)
+        if len(lasts) < needed:
+            return []
+        out = []
+        for y in ys:
+            if not self.see(x, y):
+                continue
+            count = 0
+            for last in lasts:
+                if self.ancestor(last, y):
+                    count += 1
+                    if count >= needed:
+                        out.append(y)
+                        break
+        return out
 

@@ -31,7 +31,7 @@ def strongly_seen_previous(graph: Hashgraph, y: EventRecord) -> list[EventRecord
         cached = []
         if prev is not None:
             _, cols, sm = graph.peer_info(y.round - 1)
-            cached = [w for w in prev.witnesses if graph.anc.strongly_see(y, w, cols, sm)]
+            cached = graph.anc.strongly_seen(y, prev.witnesses, cols, sm)
         y.strongly_seen_prev = cached
     return cached
 
@@ -61,6 +61,7 @@ def _cast(graph: Hashgraph, y: EventRecord, x: EventRecord) -> None:
     if d % COIN_PERIOD != 0:
         if tally >= sm_j:
             x.famous = vote
+            graph.fame_decisions += 1
             return
     elif tally < sm_j:
         vote = coin(y.hash)
@@ -113,34 +114,100 @@ def decide_fame(graph: Hashgraph) -> bool:
 
     A vote depends only on the voter's ancestors, so votes already cast never change: each new
     witness is voted on by the existing later witnesses (it may be late), then votes itself on
-    the undecided witnesses below it, whose voters' votes all exist by then.
+    the undecided witnesses below it, whose voters' votes all exist by then.  Pending witnesses
+    vote in round order and rounds are closed as soon as a vote can have decided them, so a large
+    batch (a restart, a catch-up) costs in proportion to its size, not to its size times its rounds.
     """
     pending, graph.pending_witnesses = graph.pending_witnesses, []
+    if len(pending) > 1:
+        pending.sort(key=_round_of)  # (stable: insertion order inside a round)
+    graph.fame_decisions = 0
     for x in pending:
         if x.famous is None and x.round < graph.last_round:  # (no later witnesses: nobody to vote)
             _vote_on(graph, x)
     rounds = graph.rounds
     no_forks = not graph.anc.forkers
+    changed = False
     for y in pending:
-        for rnd in range(graph.first_undecided, y.round):
+        j = y.round
+        if graph.fame_decisions and j - 1 > graph.first_undecided:
+            changed |= _close_rounds(graph, j - 1)  # votes of earlier batched voters may decide
+        if no_forks:
+            _vote_plain(graph, y)
+            continue
+        for rnd in range(graph.first_undecided, j):
             info = rounds.get(rnd)
             if info is None or info.decided:
-                continue
-            if no_forks and rnd == y.round - 1:
-                # First-round votes, inlined (the most common): y votes for what it descends from.
-                votes = y.votes
-                if votes is None:
-                    votes = y.votes = {}
-                la = y.la
-                for x in info.witnesses:
-                    if x.famous is None and x.hash not in votes:
-                        votes[x.hash] = la[x.col] >= x.index
                 continue
             for x in info.witnesses:
                 if x.famous is None:
                     _cast(graph, y, x)
+    if graph.fame_decisions:
+        changed |= _close_rounds(graph, graph.last_round - 1)
+    return changed
+
+
+def _round_of(rec: EventRecord) -> int:
+    return rec.round
+
+
+def _vote_plain(graph: Hashgraph, y: EventRecord) -> None:
+    """`_cast` of witness y on every undecided witness below it, inlined for a graph without forks
+    (the common case): the voters, their supermajority and y's vote table are fetched once."""
+    j = y.round
+    rounds = graph.rounds
+    votes = y.votes
+    if votes is None:
+        votes = y.votes = {}
+    voters: list[EventRecord] | None = None
+    sm_j = 0
+    decisions = 0
+    for rnd in range(graph.first_undecided, j):
+        info = rounds.get(rnd)
+        if info is None or info.decided:
+            continue
+        d = j - rnd
+        if d == 1:  # first-round votes: y votes for what it descends from
+            la = y.la
+            for x in info.witnesses:
+                if x.famous is None and x.hash not in votes:
+                    votes[x.hash] = la[x.col] >= x.index
+            continue
+        if voters is None:
+            voters = strongly_seen_previous(graph, y)
+            sm_j = graph.supermajority_at(j)
+        normal = d % COIN_PERIOD != 0
+        for x in info.witnesses:
+            if x.famous is not None:
+                continue
+            key = x.hash
+            if key in votes:
+                continue
+            yays = 0
+            for w in voters:
+                wv = w.votes
+                if wv is not None and wv.get(key, False):
+                    yays += 1
+            nays = len(voters) - yays
+            if normal:
+                if yays >= sm_j or nays >= sm_j:
+                    x.famous = yays >= nays
+                    decisions += 1
+                else:
+                    votes[key] = yays >= nays
+            elif yays >= sm_j or nays >= sm_j:
+                votes[key] = yays >= nays
+            else:
+                votes[key] = coin(y.hash)
+    if decisions:
+        graph.fame_decisions += decisions
+
+
+def _close_rounds(graph: Hashgraph, below: int) -> bool:
+    """Close the undecided rounds before `below` that now are decided; advance `first_undecided`."""
+    rounds = graph.rounds
     changed = False
-    for rnd in range(graph.first_undecided, graph.last_round - 1):  # deciding r needs round r + 2
+    for rnd in range(graph.first_undecided, below):  # deciding r needs round r + 2
         if rnd in rounds and _close_round(graph, rnd):
             changed = True
     while True:

@@ -36,6 +36,7 @@ from node.crypto import PrivateKey
 
 Hasher = Callable[[Event], bytes]
 PRUNE_EVERY_ROUNDS = 4
+MAX_BRANCHES = 10  # events kept per (creator, index): a forker may show up to 10 branches
 # Witness vectors (`EventRecord.wvec`): one FIELD-bit counter per witness of a round, so the
 # vectors of n members add up, in one C-level `sum`, to per-witness counts.
 FIELD = 8
@@ -85,6 +86,10 @@ def _witnesses_in(witnesses: list[EventRecord], hits: int) -> list[EventRecord]:
     return out
 
 
+def _seq_of(rec: EventRecord) -> int:
+    return rec.seq
+
+
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 _ZEROS = repeat(0)  # the default of `dict.get` in `map`
 
@@ -104,10 +109,13 @@ class Hashgraph:
         verify_signatures: bool = True,
         hasher: Hasher = default_hasher,
         keep_rounds: int | None = None,
-        max_branches: int = 2,
+        max_branches: int = MAX_BRANCHES,
     ) -> None:
         """`keep_rounds`: when set, processed rounds older than that many rounds are dropped.
-        `max_branches`: events stored per (creator, index); more branches of a fork are refused."""
+        `max_branches`: events stored per (creator, index); more branches of a fork are refused
+        (counted in `fork_rejections`).  Honest events built on a refused branch cannot be
+        inserted either, so the limit is generous; the cost of a fork grows with the branches an
+        event has among its ancestors (its tips), which this bounds."""
         if max_branches < 2:
             raise ConsensusUsageError("max_branches must be at least 2 (a fork must be detectable)")
         self.max_branches = max_branches
@@ -129,8 +137,8 @@ class Hashgraph:
         self.first_undecided = 0
         self.next_to_process = 0
         self.next_block_index = 0
-        self.undetermined: dict[bytes, EventRecord] = {}  # not received yet, in insertion order
-        self.undetermined_by_round: dict[int, dict[bytes, EventRecord]] = {}
+        # Events not received yet, per round, in insertion order.
+        self.undetermined_by_round: dict[int, list[EventRecord]] = {}
         self.received: dict[int, list[EventRecord]] = {}
         self.ordered_rounds: dict[int, tuple[bytes, ...]] = {}  # processed rounds still in memory
         self.fork_evidence: list[tuple[Event, Event]] = []
@@ -138,6 +146,7 @@ class Hashgraph:
         self.pending_witnesses: list[EventRecord] = []  # inserted since fame was last run
         self.pruned_below = 0  # rounds below this one were dropped from memory
         self.votes_cleared_upto = 0
+        self.fame_decisions = 0  # witnesses decided by the current `fame.decide_fame` call
         self._pcache: dict[int, _PeerColumns] = {}
         self._pcols_by_set: dict[PeerSet, _PeerColumns] = {}
         for member in peers.all_members():
@@ -195,70 +204,86 @@ class Hashgraph:
 
     # -- insertion ----------------------------------------------------------------------------
 
-    def _check(
-        self, event: Event
-    ) -> tuple[int, EventRecord | None, EventRecord | None, list[EventRecord] | None]:
-        """Validate; return the creator's column, the parents and the events already stored at
-        this index (None: not a fork)."""
-        txs = event.transactions
-        if (
-            len(txs) > MAX_TRANSACTIONS or sum(map(len, txs)) > MAX_PAYLOAD_BYTES
-            or len(event.internal_transactions) > MAX_INTERNAL_TRANSACTIONS
-            or len(event.block_signatures) > MAX_BLOCK_SIGNATURES
-        ):  # the same limits as `size_problem`, tested without a call; it words the reason
-            raise EventRejected(RejectReason.OVERSIZED, event.size_problem() or "oversized")
-        col = self._col_of.get(event.creator)
+    def _reject(self, event: Event, col: int | None) -> EventRejected:
+        """The rejection of an event `insert` found invalid, with its reason (off the hot path)."""
+        problem = event.size_problem()
+        if problem is not None:
+            return EventRejected(RejectReason.OVERSIZED, problem)
         if col is None:
-            raise EventRejected(RejectReason.UNKNOWN_CREATOR, event.creator.hex()[:16])
-        anc = self.anc
-        events = anc.events
-        index = event.index
-        sp = op = None
-        if index < 0:
-            raise EventRejected(RejectReason.WRONG_INDEX, "negative index")
+            return EventRejected(RejectReason.UNKNOWN_CREATOR, event.creator.hex()[:16])
+        events, index, chain = self.anc.events, event.index, self.anc.chains[col]
         if event.self_parent is None:
             if index != 0:
-                raise EventRejected(RejectReason.WRONG_INDEX, f"index {index} without a self-parent")
+                return EventRejected(RejectReason.WRONG_INDEX, f"index {index} without a self-parent")
         else:
             sp = events.get(event.self_parent)
             if sp is None:
-                chain = anc.chains[col]
                 if chain and index - 1 < min(chain):
-                    raise EventRejected(RejectReason.TOO_OLD, "self-parent was pruned")
-                raise EventRejected(RejectReason.UNKNOWN_PARENT, "self-parent " + event.self_parent.hex()[:16])
-            if sp.col != col:  # (columns and creators correspond one to one)
-                raise EventRejected(RejectReason.SELF_PARENT_BY_OTHER_CREATOR)
+                    return EventRejected(RejectReason.TOO_OLD, "self-parent was pruned")
+                return EventRejected(RejectReason.UNKNOWN_PARENT, "self-parent " + event.self_parent.hex()[:16])
+            if sp.col != col:
+                return EventRejected(RejectReason.SELF_PARENT_BY_OTHER_CREATOR)
             if index != sp.index + 1:
-                raise EventRejected(RejectReason.WRONG_INDEX, f"index {index} after {sp.index}")
+                return EventRejected(RejectReason.WRONG_INDEX, f"index {index} after {sp.index}")
         if event.other_parent is not None:
             op = events.get(event.other_parent)
             if op is None:
-                raise EventRejected(RejectReason.UNKNOWN_PARENT, "other-parent " + event.other_parent.hex()[:16])
+                return EventRejected(RejectReason.UNKNOWN_PARENT, "other-parent " + event.other_parent.hex()[:16])
             if op.col == col:
-                raise EventRejected(RejectReason.OTHER_PARENT_BY_SAME_CREATOR)
-        slot = anc.chains[col].get(index)
+                return EventRejected(RejectReason.OTHER_PARENT_BY_SAME_CREATOR)
+        slot = chain.get(index)
         if slot is None:
-            if index <= self.top_index[col]:
-                # Every index up to the top was inserted once; no slot means it was pruned, so this
-                # would be an undetectable (and useless) late branch.
-                raise EventRejected(RejectReason.TOO_OLD, f"index {index} was pruned")
-        elif len(slot) >= self.max_branches:
-            self.fork_rejections[event.creator] = self.fork_rejections.get(event.creator, 0) + 1
-            raise EventRejected(RejectReason.FORK_LIMIT, f"branch {len(slot) + 1} at index {index}")
-        if self.verify_signatures and not event.verify_signature():
-            raise EventRejected(RejectReason.BAD_SIGNATURE)
-        return col, sp, op, slot
+            # Every index up to the top was inserted once; no slot means it was pruned, so this
+            # would be an undetectable (and useless) late branch.
+            return EventRejected(RejectReason.TOO_OLD, f"index {index} was pruned")
+        self.fork_rejections[event.creator] = self.fork_rejections.get(event.creator, 0) + 1
+        return EventRejected(RejectReason.FORK_LIMIT, f"branch {len(slot) + 1} at index {index}")
 
     def insert(self, event: Event) -> InsertResult:
-        """Validate and insert one event; an already known event is returned as is."""
-        event_hash = event.hash if self._plain_hash else self.hasher(event)
+        """Validate and insert one event; an already known event is returned as is.
+
+        Validation is a chain of cheap tests that only say valid or not (this is the hot path);
+        `_reject` words the reason of an invalid event."""
+        event_hash = (event.__dict__.get("_hash") or event.hash) if self._plain_hash else self.hasher(event)
         anc = self.anc
-        known = anc.events.get(event_hash)
+        events = anc.events
+        known = events.get(event_hash)
         if known is not None:
             return InsertResult(event_hash, known.round, known.witness, known.lamport, False)
-        col, sp, op, slot = self._check(event)
-        # From here on nothing can fail: the graph changes only for a valid event.
+        txs = event.transactions
+        col = self._col_of.get(event.creator)
+        if (
+            col is None or len(txs) > MAX_TRANSACTIONS or (txs and sum(map(len, txs)) > MAX_PAYLOAD_BYTES)
+            or len(event.internal_transactions) > MAX_INTERNAL_TRANSACTIONS
+            or len(bsigs := event.block_signatures) > MAX_BLOCK_SIGNATURES
+        ):
+            raise self._reject(event, col)
         index = event.index
+        parent = event.self_parent
+        if parent is None:
+            sp = None
+            if index != 0:
+                raise self._reject(event, col)
+        else:
+            sp = events.get(parent)
+            if sp is None or sp.col != col or index != sp.index + 1:  # (so index >= 0 too)
+                raise self._reject(event, col)
+        parent = event.other_parent
+        if parent is None:
+            op = None
+        else:
+            op = events.get(parent)
+            if op is None or op.col == col:
+                raise self._reject(event, col)
+        if index > self.top_index[col]:
+            slot = None  # the common case: the creator's next index
+        else:
+            slot = anc.chains[col].get(index)
+            if slot is None or len(slot) >= self.max_branches:
+                raise self._reject(event, col)
+        if self.verify_signatures and not event.verify_signature():
+            raise EventRejected(RejectReason.BAD_SIGNATURE)
+        # From here on nothing can fail: the graph changes only for a valid event.
         if sp is not None and op is not None:
             # Elementwise max.  A loop in this frame beats a comprehension (no frame of its own).
             la = sp.la.copy()
@@ -283,11 +308,49 @@ class Hashgraph:
             anc.forkers.add(col)
         if anc.forkers:
             anc.compute_fork_view(rec, [p for p in (sp, op) if p is not None])
-        rnd = rec.round = self._place(rec, sp, op)
-        info = self.rounds.get(rnd)
-        if info is None:
-            info = self._round_info(rnd)
-        pc = self._pcache.get(rnd) or self._peer_columns(rnd)
+        # The round (`_place`, inlined for the common case: pr's round and peer set are reused).
+        if sp is None or op is None or anc.forkers:
+            rnd = self._place(rec, sp, op)
+            info = self.rounds.get(rnd) or self._round_info(rnd)
+            pc = self._pcache.get(rnd) or self._peer_columns(rnd)
+        else:
+            # pr: the parents' round; own/below: the parents' vectors for the witnesses of pr / pr - 1.
+            rnd = sp.round
+            if rnd > op.round:
+                own, below = sp.wvec, sp.pwvec
+                if op.round == rnd - 1:
+                    below |= op.wvec
+            elif op.round > rnd:
+                rnd = op.round
+                own, below = op.wvec, op.pwvec
+                if sp.round == rnd - 1:
+                    below |= sp.wvec
+            else:
+                own, below = sp.wvec | op.wvec, sp.pwvec | op.pwvec
+            found = self.rounds.get(rnd)
+            pc = self._pcache.get(rnd) or self._peer_columns(rnd)
+            if found is None:  # (parents of a pruned round)
+                info = self._round_info(rnd)
+            elif pc.counted and own.bit_count() >= pc.supermajority:
+                info = found
+                hits = self._strongly_seen(rec, rnd, own, info, None)
+                if hits.bit_count() >= pc.supermajority:
+                    # Fame asks the witnesses of rnd + 1 which witnesses of rnd they strongly see.
+                    rec.strongly_seen_prev = _witnesses_in(info.witnesses, hits)
+                    below, own = own, 0  # no parent is in round rnd + 1
+                    rnd += 1
+                    info = self.rounds.get(rnd) or self._round_info(rnd)
+                    pc = self._pcache.get(rnd) or self._peer_columns(rnd)
+            elif not pc.counted:
+                rec.wvec, rec.pwvec = own, below
+                rnd = self._place(rec, sp, op)
+                own, below = rec.wvec, rec.pwvec
+                info = self.rounds.get(rnd) or self._round_info(rnd)
+                pc = self._pcache.get(rnd) or self._peer_columns(rnd)
+            else:
+                info = found
+            rec.wvec, rec.pwvec = own, below
+        rec.round = rnd
         witness = col in pc.colset and (sp is None or rnd > sp.round)
         if witness:
             rec.witness = True
@@ -308,17 +371,16 @@ class Hashgraph:
         anc.events[event_hash] = rec
         if slot is None:
             anc.chains[col][index] = [rec]
+            self.top_index[col] = index
         else:
             slot.append(rec)
-        if index > self.top_index[col]:
-            self.top_index[col] = index
-        self.undetermined[event_hash] = rec
         group = self.undetermined_by_round.get(rnd)
         if group is None:
-            group = self.undetermined_by_round[rnd] = {}
-        group[event_hash] = rec
-        if event.block_signatures:
-            for sig in event.block_signatures:
+            self.undetermined_by_round[rnd] = [rec]
+        else:
+            group.append(rec)
+        if bsigs:
+            for sig in bsigs:
                 self.signatures.add(sig)
         return _new_tuple(InsertResult, (event_hash, rnd, witness, lamport, slot is not None))
 
@@ -373,14 +435,7 @@ class Hashgraph:
         sm = pc.supermajority
         witnesses = info.witnesses
         if self.anc.forkers or not pc.counted:
-            strongly_see = self.anc.strongly_see
-            count = 0
-            for w in witnesses:
-                if strongly_see(rec, w, pc.cols, sm):
-                    count += 1
-                    if count >= sm:
-                        break
-            else:
+            if len(self.anc.strongly_seen(rec, witnesses, pc.cols, sm)) < sm:
                 return pr
         else:
             if own.bit_count() < sm:
@@ -437,6 +492,13 @@ class Hashgraph:
         return done
 
     # -- accessors ----------------------------------------------------------------------------
+
+    @property
+    def undetermined(self) -> dict[bytes, EventRecord]:
+        """Events not received yet, by hash, in insertion order (built when asked)."""
+        recs = [r for group in self.undetermined_by_round.values() for r in group]
+        recs.sort(key=_seq_of)
+        return {r.hash: r for r in recs}
 
     def record(self, event_hash: bytes) -> EventRecord:
         rec = self.anc.events.get(event_hash)

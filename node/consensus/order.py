@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.consensus.blocks import Block, OrderedRound, median_timestamp
-from node.consensus.event import InternalTransaction, PeerChange
+from node.consensus.event import PeerChange
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
 from node.consensus.records import EventRecord
 
@@ -22,29 +22,30 @@ if TYPE_CHECKING:
 
 def decide_round_received(graph: Hashgraph) -> None:
     rounds = graph.rounds
-    for event_round in sorted(graph.undetermined_by_round):
+    groups = graph.undetermined_by_round
+    for event_round in sorted(groups):
         after = rounds.get(event_round + 1)
         if after is None or not after.decided:
             continue  # no event of this round can be received before round + 1 is decided
-        group = graph.undetermined_by_round[event_round]
+        group = groups[event_round]
         if graph.anc.forkers:
-            received = [rec for rec in group.values() if _receive(graph, rec)]
+            rest = [rec for rec in group if not _receive(graph, rec)]
         else:
-            received = _receive_all(graph, event_round, list(group.values()))
-        for rec in received:
-            del group[rec.hash]
-        if not group:
-            del graph.undetermined_by_round[event_round]
+            rest = _receive_all(graph, event_round, group)
+        if rest:
+            groups[event_round] = rest
+        else:
+            del groups[event_round]
 
 
 def _receive_all(graph: Hashgraph, event_round: int, pending: list[EventRecord]) -> list[EventRecord]:
     """Without forks: receive what can be of `pending` (events of `event_round`), decided round by
-    decided round; x is an ancestor of every famous witness of i iff min_la[x.col] >= x.index."""
-    received: list[EventRecord] = []
+    decided round; x is an ancestor of every famous witness of i iff min_la[x.col] >= x.index.
+    Returns the events still not received."""
     rnd = event_round + 1
-    undetermined = graph.undetermined
+    rounds = graph.rounds
     while pending:
-        info = graph.rounds.get(rnd)
+        info = rounds.get(rnd)
         if info is None or not info.decided:
             break
         if len(info.famous_unique) >= graph.supermajority_at(rnd):
@@ -55,20 +56,21 @@ def _receive_all(graph: Hashgraph, event_round: int, pending: list[EventRecord])
             for rec in pending:
                 if rec.rr_next <= rnd and rec.col < width and min_la[rec.col] >= rec.index:
                     here.append(rec)
+                    rec.round_received = rnd
                 else:
                     rest.append(rec)
             if here:
-                graph.received.setdefault(rnd, []).extend(here)
-                for rec in here:
-                    rec.round_received = rnd
-                    del undetermined[rec.hash]
-                received.extend(here)
+                got = graph.received.get(rnd)
+                if got is None:
+                    graph.received[rnd] = here
+                else:
+                    got.extend(here)
                 pending = rest
         rnd += 1
     for rec in pending:
         if rec.rr_next < rnd:
             rec.rr_next = rnd  # rounds below were decided without receiving rec: never test them again
-    return received
+    return pending
 
 
 def _receive(graph: Hashgraph, rec: EventRecord) -> bool:
@@ -85,7 +87,6 @@ def _receive(graph: Hashgraph, rec: EventRecord) -> bool:
         if found:
             rec.round_received = rnd
             graph.received.setdefault(rnd, []).append(rec)
-            del graph.undetermined[rec.hash]
             break
         rnd += 1
     rec.rr_next = rnd  # rounds below were decided without receiving rec: never test them again
@@ -108,19 +109,12 @@ def _process(graph: Hashgraph, rnd: int) -> OrderedRound:
     whitening = info.whitening
     # Sort (lamport, whitened hash, record) triples: no key function call per event.  The
     # whitened hashes are distinct, so records themselves are never compared.
-    keyed = []
-    for r in received:
-        keyed.append((r.lamport, int.from_bytes(r.hash, "big") ^ whitening, r))
+    keyed = [(r.lamport, int.from_bytes(r.hash, "big") ^ whitening, r) for r in received]
     keyed.sort()
     received = [k[2] for k in keyed]
     events = [r.event for r in received]
-    transactions: list[bytes] = []
-    internal: list[InternalTransaction] = []
-    for e in events:
-        if e.transactions:
-            transactions.extend(e.transactions)
-        if e.internal_transactions:
-            internal.extend(e.internal_transactions)
+    transactions = [t for e in events for t in e.transactions]
+    internal = [t for e in events for t in e.internal_transactions]
     block = None
     if transactions or internal:
         block = Block(

@@ -29,18 +29,17 @@ def prune(graph: Hashgraph, cutoff: int) -> int:
             if rec.round_received is None or index >= tops[col]:
                 continue
             chain = chains[col]
-            slot = chain.get(index)
-            if slot is not None:
-                if len(slot) == 1 and slot[0] is rec:
-                    del chain[index]
-                else:
-                    slot[:] = [r for r in slot if r is not rec]
-                    if not slot:
-                        del chain[index]
+            slot = chain.pop(index, None)
+            if slot is not None and (len(slot) > 1 or slot[0] is not rec):  # a fork's other branch stays
+                rest = [r for r in slot if r is not rec]
+                if rest:
+                    chain[index] = rest
             del events[rec.hash]
-            rec.strongly_seen_prev = None  # a witness still referenced must not keep older ones alive
-            rec.votes = None
-            rec.tips = None
+            if rec.witness:  # a witness still referenced must not keep older ones alive
+                rec.strongly_seen_prev = None
+                rec.votes = None
+            if rec.tips is not None:
+                rec.tips = None
             dropped += 1
         graph.ordered_rounds.pop(rnd, None)
     for stale in [r for r in graph._pcache if r < cutoff]:

@@ -4,10 +4,10 @@ Every message goes through the real wire encoding (`encode_message` / `decode_me
 delivered after a random delay (so messages reorder), or dropped, or duplicated, all drawn from
 one seeded `random.Random`.  Time is simulated (integer ns); nothing sleeps.
 
-Nodes are named by index.  A forking member is two `MemberCore`s with the same key: at
-`fork_at_ns` the second one is cloned from the first's graph, then each copy gossips only with
-its own half of the honest members, so the two branches start at the same index and travel
-through honest nodes.
+Nodes are named by index.  A forking member is `branches` `MemberCore`s with the same key: at
+`fork_at_ns` the copies are cloned from the first's graph, then each copy gossips only with its
+own share of the honest members, so the branches start at the same index and travel through
+honest nodes.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class SimNet:
         verify_signatures: bool = False,
         policy: SelfEventPolicy | None = None,
         forkers: int = 0,
+        branches: int = 2,
         fork_at_ns: int = 30 * MS,
         wire: bool = True,
         keep_rounds: int | None = None,
@@ -71,6 +72,7 @@ class SimNet:
         self.nodes: list[SimNode] = [SimNode(MemberCore(k, self._graph(), self.policy)) for k in self.keys]
         self.forker_ids = {self.keys[i].public for i in range(forkers)}
         self.fork_at_ns = fork_at_ns
+        self.branches = branches
         self.wire = wire
         self.forked = False
         self.now = 0
@@ -91,20 +93,34 @@ class SimNet:
     def honest(self) -> list[SimNode]:
         return [nd for nd in self.nodes if nd.core.id not in self.forker_ids]
 
-    def _split(self) -> None:
-        """Clone each forker; copy 0 keeps the first half of the honest members, copy 1 the rest."""
+    def _shares(self) -> list[set[bytes]]:
+        """The honest members each copy of a forker talks to: with two copies, one half each;
+        with more copies than honest members, each copy talks to one of them (round robin)."""
         honest_ids = [nd.core.id for nd in self.honest()]
-        half = {*honest_ids[: len(honest_ids) // 2]}
-        rest = set(honest_ids) - half
+        if self.branches == 2:
+            half = {*honest_ids[: len(honest_ids) // 2]}
+            return [half, set(honest_ids) - half]
+        shares: list[set[bytes]] = [set() for _ in range(self.branches)]
+        for j, member in enumerate(honest_ids):
+            shares[j % self.branches].add(member)
+        for c, share in enumerate(shares):
+            if not share:
+                share.add(honest_ids[c % len(honest_ids)])
+        return shares
+
+    def _split(self) -> None:
+        """Clone each forker into `branches` copies, each with its own share of the honest members."""
+        shares = self._shares()
         for i, nd in enumerate(list(self.nodes)):
             if nd.core.id not in self.forker_ids:
                 continue
-            graph = self._graph()
-            graph.insert_batch(nd.core.graph.events_since({}, 1 << 30))
-            twin = SimNode(MemberCore(nd.core.key, graph, self.policy), allowed=rest | (self.forker_ids - {nd.core.id}))
-            nd.allowed = half | (self.forker_ids - {nd.core.id})
-            self.nodes.append(twin)
-            self._schedule_timer(len(self.nodes) - 1, self.now + 1)
+            others = self.forker_ids - {nd.core.id}
+            nd.allowed = shares[0] | others
+            for share in shares[1:]:
+                graph = self._graph()
+                graph.insert_batch(nd.core.graph.events_since({}, 1 << 30))
+                self.nodes.append(SimNode(MemberCore(nd.core.key, graph, self.policy), allowed=share | others))
+                self._schedule_timer(len(self.nodes) - 1, self.now + 1)
             self._schedule_timer(i, self.now + 1)
         self.forked = True
 
@@ -117,6 +133,8 @@ class SimNet:
         ]
         if not candidates:
             candidates = [i for i, nd in enumerate(self.nodes) if nd.core.id == member]
+        if len(candidates) > 1:  # several copies of a forker serve src: any of them may answer
+            return candidates[self.rng.randrange(len(candidates))]
         return candidates[0]
 
     # -- events -------------------------------------------------------------------------------

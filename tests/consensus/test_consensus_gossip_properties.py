@@ -110,6 +110,40 @@ def test_forkers_are_detected_and_honest_members_still_agree(
     assert any(nd.core.graph.fork_evidence for nd in honest)
 
 
+@fast(12)
+@given(
+    shape=st.sampled_from([(4, 1), (7, 2)]),
+    branches=st.integers(3, 10),
+    seed=st.integers(0, 2**32 - 1),
+    drop=st.sampled_from([0.0, 0.1]),
+    fork_at_ms=st.integers(0, 40),
+)
+def test_forkers_with_up_to_ten_branches_leave_honest_members_agreeing(
+    shape: tuple[int, int], branches: int, seed: int, drop: float, fork_at_ms: int
+) -> None:
+    """Each forker shows up to 10 branches, each to its own share of the honest members: every
+    branch is stored (none refused), honest members agree, keep deciding and flag every forker."""
+    n, forkers = shape
+    sim = SimNet(
+        n, seed, config=NetConfig(drop=drop), forkers=forkers, branches=branches, fork_at_ns=fork_at_ms * MS,
+        wire=False,
+    )
+    submitted = run_schedule(sim, 3, 6 * MS, 80 * MS)
+    assert_prefix_agreement(sim.honest())
+    assert heal_and_wait(sim, submitted, 3000 * MS), "honest members stopped deciding"
+    sim.run_until(sim.now + 100 * MS)
+    honest = sim.honest()
+    assert_prefix_agreement(honest)
+    for nd in honest:
+        graph = nd.core.graph
+        assert set(graph.forkers()) == sim.forker_ids
+        assert not graph.fork_rejections  # <= 10 branches: none refused
+        assert not nd.penalised
+        assert graph.fork_evidence and {a.creator for a, _ in graph.fork_evidence} == sim.forker_ids
+    widest = max(len(slot) for nd in honest for col in nd.core.graph.anc.chains for slot in col.values())
+    assert widest >= 2
+
+
 @fast(6)
 @given(seed=st.integers(0, 2**32 - 1), drop=st.sampled_from([0.0, 0.2]))
 def test_agreement_with_real_signatures(seed: int, drop: float) -> None:

@@ -133,7 +133,7 @@ def test_bad_inputs_leave_the_graph_unchanged() -> None:
 
 
 def test_fork_both_branches_kept_third_rejected() -> None:
-    g = new_graph()
+    g = new_graph(max_branches=2)
     e0, e1, e2, e3 = genesis(g)
     a = child(KEYS[0], e0, e1, timestamp=1)
     b = child(KEYS[0], e0, e2, timestamp=2)
