@@ -20,7 +20,8 @@ How a user's action for another origin is committed (origin A, target B):
 - `/federation/timeout` closes a request whose deadline the block's consensus time has passed; a
   response in a later block is refused as closed, so every node of A agrees on the outcome.
 - `/federation/origin` and `/federation/endpoint` record what DNS answers are made of and checked
-  against: the other origins' published node ids and CA pins, and our own nodes' endpoints.
+  against: the other origins' published node ids and CA pins (set once a supermajority of our
+  nodes resolved the same), and our own nodes' endpoints.
 
 Handlers read only their arguments, the state and the block context (no clock, no I/O).
 """
@@ -37,6 +38,8 @@ from node.actions.guards import MEMBER_NODE, NONCE
 from node.actions.model import SignalOutput
 from node.actions.registry import Registry
 from node.actions.state import Overlay, member_key
+from node.consensus.peers import supermajority
+from node.crypto import fingerprint
 from node.federation.errors import FederationDecodeError, ProofError
 from node.federation.proofs import BlockProof, verify_proof_by_ids
 from node.federation.records import is_node_id
@@ -59,6 +62,10 @@ MS = 1_000_000
 
 def origin_key(origin: str) -> bytes:
     return b"fed/origin/" + origin.encode()
+
+
+def origin_vote_key(origin: str, node_id: str) -> bytes:
+    return f"fed/origin_vote/{origin}/{node_id}".encode()
 
 
 def endpoint_key(node_id: str) -> bytes:
@@ -129,7 +136,11 @@ def known_origin(ctx: ActionContext, origin: str) -> dict[str, Any]:
 
 
 def record_origin(ctx: ActionContext, args: dict[str, Any]) -> Any:
-    """Record another origin's published node ids and CA pins (from its DNS answers)."""
+    """Vote for another origin's published node ids and CA pins (as this node's DNS answers gave them).
+
+    Proofs of that origin are checked against what is recorded here, so one member alone must not
+    set it: the record changes once a supermajority of our members voted for the same content.
+    """
     origin = _str(args, "origin")
     if origin == ctx.block.origin:
         raise _refuse(Reason.INVALID_ARGS, "our own origin is not a remote origin")
@@ -140,12 +151,20 @@ def record_origin(ctx: ActionContext, args: dict[str, Any]) -> Any:
         raise _refuse(Reason.INVALID_ARGS, "nodes must be 1..64 node ids")
     if not isinstance(pins, list) or not all(isinstance(p, str) and len(p) == 64 for p in pins):
         raise _refuse(Reason.INVALID_ARGS, "pins must be SHA-256 pins in hex")
-    record = {"nodes": sorted(set(nodes)), "pins": sorted(set(pins)), "block": ctx.block.index}
+    content = {"nodes": sorted(set(nodes)), "pins": sorted(set(pins))}
+    ctx.state.put_obj(origin_vote_key(origin, ctx.actor), content)
     old = ctx.state.get_obj(origin_key(origin))
-    if isinstance(old, dict) and old.get("nodes") == record["nodes"] and old.get("pins") == record["pins"]:
+    if isinstance(old, dict) and {k: old.get(k) for k in content} == content:
         return {"origin": origin, "changed": False}
-    ctx.state.put_obj(origin_key(origin), record)
-    return {"origin": origin, "changed": True}
+    votes = sum(
+        1 for member in ctx.block.members
+        if ctx.state.get_obj(origin_vote_key(origin, fingerprint(member))) == content
+    )
+    needed = supermajority(len(ctx.block.members))
+    if votes < needed:
+        return {"origin": origin, "changed": False, "votes": votes, "needed": needed}
+    ctx.state.put_obj(origin_key(origin), {**content, "block": ctx.block.index})
+    return {"origin": origin, "changed": True, "votes": votes}
 
 
 def record_endpoint(ctx: ActionContext, args: dict[str, Any]) -> Any:

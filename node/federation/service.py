@@ -44,6 +44,7 @@ from node.federation.chain_actions import (
     TIMEOUT_PATH,
     endpoint_key,
     incoming_key,
+    origin_vote_key,
     outgoing_key,
 )
 from node.federation.directory import OriginDirectory
@@ -354,7 +355,8 @@ class FederationService:
             wanted = {"nodes": sorted({e.node_id for e in found.endpoints}),
                       "pins": sorted(p.hex() for p in found.ca_pins)}
             recorded = recorded_origin(state, origin)
-            if recorded is None or {k: recorded.get(k) for k in wanted} != wanted:
+            voted = state_obj(state, origin_vote_key(origin, engine.ctx.key.fingerprint))
+            if voted != wanted and (recorded is None or {k: recorded.get(k) for k in wanted} != wanted):
                 self._submit_record(f"origin:{origin}", ORIGIN_PATH, {"origin": origin, **wanted}, now)
 
     def _submit_record(self, what: str, path: str, args: dict[str, Any], now: float) -> None:

@@ -88,8 +88,9 @@ def ids(nodes):
 @pytest.fixture
 def origins():
     alpha, beta = Chain(ALPHA, ALPHA_NODES), Chain(BETA, BETA_NODES)
-    assert alpha.apply(alpha.node_tx(ORIGIN_PATH, {"origin": BETA, "nodes": ids(BETA_NODES), "pins": []})).ok
-    assert beta.apply(beta.node_tx(ORIGIN_PATH, {"origin": ALPHA, "nodes": ids(ALPHA_NODES), "pins": []})).ok
+    for node in range(3):  # recorded once a supermajority of the origin's nodes resolved the same
+        assert alpha.apply(alpha.node_tx(ORIGIN_PATH, {"origin": BETA, "nodes": ids(BETA_NODES), "pins": []}, node)).ok
+        assert beta.apply(beta.node_tx(ORIGIN_PATH, {"origin": ALPHA, "nodes": ids(ALPHA_NODES), "pins": []}, node)).ok
     assert alpha.apply(user_tx(ALICE, ALPHA, "/users/create", {"name": "alice"}, 1).to_wire()).ok
     assert beta.apply(user_tx(BOB, BETA, "/users/create", {"name": "bob"}, 1).to_wire()).ok
     assert beta.apply(user_tx(BOB, BETA, "/points/create", {"point": "lobby"}, 2).to_wire()).ok
@@ -269,3 +270,14 @@ def test_zone_waits_for_a_quorum_of_recorded_endpoints(origins):
     assert zone_from_state(alpha.state, ALPHA, members, quorum=3) is None
     records = zone_from_state(alpha.state, ALPHA, members, quorum=2)
     assert records is not None and len(records.endpoints) == 2 and records.ca_pins == (bytes.fromhex(pin),)
+
+
+def test_another_origins_nodes_need_a_supermajority_of_votes(origins):
+    alpha, _ = origins
+    forged = {"origin": BETA, "nodes": ids(ALPHA_NODES), "pins": []}  # one member tries to swap beta's keys
+    first = alpha.apply(alpha.node_tx(ORIGIN_PATH, forged, 0))
+    second = alpha.apply(alpha.node_tx(ORIGIN_PATH, forged, 1))
+    assert first.ok and not first.result["changed"] and not second.result["changed"]
+    assert alpha.obj(b"fed/origin/" + BETA.encode())["nodes"] == ids(BETA_NODES)
+    third = alpha.apply(alpha.node_tx(ORIGIN_PATH, forged, 2))
+    assert third.result["changed"] and alpha.obj(b"fed/origin/" + BETA.encode())["nodes"] == ids(ALPHA_NODES)
