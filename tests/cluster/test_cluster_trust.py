@@ -3,8 +3,8 @@ online by its CA node (node0), from nothing to phase `consensus`, renewed while 
 node revoked (back to self-signed, the rest decide on); and the same origin with the CA node started
 late (the others stay self-signed, say so, raise the missed ca-issued deadline alert, and move on
 once it is up). Transparency on the chain: every member's certificate in `/certificates` on every
-node (online and offline-issued homes), and a revocation recorded on the chain cutting the revoked
-node off on every other node.
+node (online and offline-issued homes), a revocation recorded on the chain cutting the revoked
+node off on every other node, and a certificate never recorded refused once the grace is over.
 
 The time of each phase (from each node's `phase reached ... after_s=` log lines) is printed and
 saved to artifacts/cluster_trust_phases.json.
@@ -280,6 +280,42 @@ async def test_offline_issued_homes_recorded_and_offline_ca_revocation_through_a
             await eventually(lambda node=node: committed(cluster, node, action_id), within=20,
                              what=f"action committed on {node.node_id} after the revocation")
         assert not await committed(cluster, revoked, action_id)
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
+
+
+async def test_certificate_never_recorded_is_refused_after_the_grace(tmp_path: Path) -> None:
+    """Offline-issued homes; node3 runs without the trust layer (NODE_PLUGINS), so nobody puts its
+    certificate on the chain. The origin reaches consensus (bootstrap within the grace), then, once
+    the 6 s grace is over, the other nodes cut node3 off and refuse its handshakes; they decide on."""
+    cluster = Cluster.create(tmp_path / "net", nodes=4, offline_certs=True)
+    unrecorded, rest = cluster.nodes[3], cluster.nodes[:3]
+    for node in cluster.nodes:
+        node.extra_env["NODE_CERT_GRACE"] = "6"
+    unrecorded.extra_env["NODE_PLUGINS"] = "engine,federation"
+    try:
+        cluster.start()
+        await eventually(lambda: all_in_phase(cluster, cluster.nodes, "consensus"), within=45,
+                         what="all four nodes in phase consensus")
+        for node in rest:
+            async def cut(node: NodeProc = node) -> bool:
+                return any(r["node"] == unrecorded.node_id and "not on the chain" in r["reason"]
+                           for r in cluster.log_events(node, "peer cut off"))
+            await eventually(cut, within=25, what=f"{node.node_id} cutting off the unrecorded node after the grace")
+        entries = log_entries_of(await cluster.get(rest[0], "/certificates"))
+        recorded = {e["node_id"] for e in entries}
+        assert recorded == {n.node_id for n in rest}, entries
+
+        async def refused() -> bool:
+            return any(cluster.log_events(n, "handshakes refused by the chain's certificate log") for n in rest)
+        await eventually(refused, within=15, what="the unrecorded node's handshakes refused")
+        action_id = await submit(rest[1], "without-the-unrecorded-node")
+        for node in rest:
+            await eventually(lambda node=node: committed(cluster, node, action_id), within=20,
+                             what=f"action committed on {node.node_id} without the unrecorded node")
     except BaseException:
         print(cluster.logs())
         raise
