@@ -210,6 +210,9 @@ def _revoke_on_chain(authority: Any, home_path: Path, node_id: str, serial: int 
         raise InvalidInput(f"the revocation was not put on the chain: {exc}") from exc
     finally:
         client.close()
+    if isinstance(receipt, dict) and receipt.get("reason") == "exists":  # e.g. a running CA node was quicker
+        click.echo("revocation already on the chain")
+        return
     if not isinstance(receipt, dict) or not receipt.get("ok"):
         raise InvalidInput(f"the chain refused the revocation: {receipt}")
     click.echo(f"revocation recorded on the chain (block {receipt.get('block')})")
