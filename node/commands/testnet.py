@@ -188,6 +188,8 @@ def testnet_cmd(nodes: int, origins: int, out: Path, host: str, offline_certs: b
             click.echo("# their certificates from it when they start, and wait for it while it is down")
         else:
             click.echo(f"# certificates issued offline by the CA in {ca['dir']}")
+        if "dns" in entry:
+            click.echo(f"# DNS for {entry['origin']} answered by its nodes at {', '.join(entry['dns'])}")
         for n in entry["nodes"]:
             click.echo(f"python -m node start --origin {entry['origin']} --home {n['home']}   # api http://{n['api']}")
 
