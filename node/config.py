@@ -47,6 +47,8 @@ class Settings:
     bootstrap_token: str | None = None  # one-time token for the first request (genesis members need none)
     cert_lifetime: float = 86400.0  # seconds; certificates the CA node issues (renewed at 2/3 of it)
     revocation_poll: float = 30.0  # seconds between revocation-list fetches from the CA node
+    cert_grace: float = 600.0  # seconds a CA-issued certificate may be used before it must be on the chain
+    phase_deadlines: str = "self-signed=10,ca-issued=30,consensus=120"  # PHASE=SECONDS; alert when missed
     # Federation (node/federation): our DNS responder, our federation QUIC endpoint, the origins we
     # federate with, the DNS servers that answer for them, their CA pins (`origin=sha256hex`), and
     # the default timeout of a cross-origin request (consensus time).
@@ -263,6 +265,23 @@ def _request_timeout(value: object) -> float:
     return number
 
 
+def _grace(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{value!r} is not a number of seconds") from exc
+    if not 1 <= number <= 366 * 86400:
+        raise ConfigError(f"cert_grace {number} s is out of range (1 s .. 366 days)")
+    return number
+
+
+def _phase_deadlines(value: object) -> str:
+    from node.runtime.phase_deadlines import parse_deadlines
+
+    parse_deadlines(str(value))
+    return str(value)
+
+
 PARSERS: dict[str, Callable[[object], Any]] = {
     "origin": _origin,
     "listen": _address,
@@ -282,6 +301,8 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "bootstrap_token": _token,
     "cert_lifetime": _lifetime,
     "revocation_poll": _positive,
+    "cert_grace": _grace,
+    "phase_deadlines": _phase_deadlines,
     "dns": _address,
     "federation_listen": _address,
     "federation_origins": _origins,

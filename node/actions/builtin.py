@@ -193,4 +193,5 @@ def register_layer_actions(registry: Registry) -> Registry:
     return registry
 
 
-BUILTIN = register_layer_actions(register_builtins(Registry()))
+BUILTIN = register_builtins(Registry())
+BUILTIN.defer(register_layer_actions)

@@ -43,6 +43,16 @@ class ActionSpec:
 class Registry:
     def __init__(self) -> None:
         self._specs: dict[str, ActionSpec] = {}
+        self._deferred: list[Callable[[Registry], object]] = []
+
+    def defer(self, loader: Callable[[Registry], object]) -> None:
+        """Run `loader(self)` at the first lookup: other layers register their actions late, so that
+        importing one of their modules first (which imports this package) is no import cycle."""
+        self._deferred.append(loader)
+
+    def _settle(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)(self)
 
     def action(
         self,
@@ -73,10 +83,14 @@ class Registry:
         return register
 
     def get(self, path: str) -> ActionSpec | None:
+        if self._deferred:
+            self._settle()
         return self._specs.get(path)
 
     def specs(self) -> list[ActionSpec]:
+        self._settle()
         return [self._specs[p] for p in sorted(self._specs)]
 
     def __contains__(self, path: object) -> bool:
+        self._settle()
         return path in self._specs

@@ -11,12 +11,15 @@ Sans-IO: times are monotonic seconds passed in; the trust service logs, counts a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from node.errors import ConfigError
 from node.runtime.phases import Phase
+
+if TYPE_CHECKING:
+    from node.config import Settings
 
 DEFAULT_DEADLINES: dict[Phase, float] = {Phase.SELF_SIGNED: 10.0, Phase.CA_ISSUED: 30.0, Phase.CONSENSUS: 120.0}
 NEXT: dict[Phase | None, Phase] = {None: Phase.SELF_SIGNED, Phase.SELF_SIGNED: Phase.CA_ISSUED,
@@ -40,12 +43,9 @@ def parse_deadlines(text: str) -> dict[Phase, float]:
     return out
 
 
-def deadlines_from(settings: object, environ: Mapping[str, str] | None = None) -> dict[Phase, float]:
-    """The `phase_deadlines` setting when the settings define it, else `NODE_PHASE_DEADLINES`."""
-    raw = getattr(settings, "phase_deadlines", None)
-    if raw is None:
-        raw = (os.environ if environ is None else environ).get("NODE_PHASE_DEADLINES")
-    return dict(DEFAULT_DEADLINES) if raw is None else parse_deadlines(str(raw))
+def deadlines_from(settings: Settings) -> dict[Phase, float]:
+    """The `phase_deadlines` setting (already checked by node/config.py), as phase -> seconds."""
+    return parse_deadlines(settings.phase_deadlines)
 
 
 @dataclass(frozen=True)

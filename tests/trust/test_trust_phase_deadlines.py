@@ -2,6 +2,7 @@
 
 import pytest
 
+from node.config import load_settings
 from node.errors import ConfigError
 from node.runtime.phase_deadlines import DEFAULT_DEADLINES, PhaseDeadlines, deadlines_from, parse_deadlines
 from node.runtime.phases import Phase
@@ -43,8 +44,12 @@ def test_parsing_and_sources() -> None:
     for bad in ("ca-issued", "federated=3", "consensus=0", "nope=1", "ca-issued=x"):
         with pytest.raises(ConfigError):
             parse_deadlines(bad)
-    assert deadlines_from(object(), {"NODE_PHASE_DEADLINES": "self-signed=2"})[Phase.SELF_SIGNED] == 2.0
-    assert deadlines_from(object(), {}) == DEFAULT_DEADLINES
+    home = {"home": "/nonexistent-node-home"}
+    settings = load_settings(flags=home, env={"NODE_PHASE_DEADLINES": "self-signed=2"}).settings
+    assert deadlines_from(settings)[Phase.SELF_SIGNED] == 2.0
+    assert deadlines_from(load_settings(flags=home, env={}).settings) == DEFAULT_DEADLINES
+    with pytest.raises(ConfigError):
+        load_settings(flags=home, env={"NODE_PHASE_DEADLINES": "consensus=0"})
 
 
 def test_self_signed_deadline_from_start_repeats_with_backoff() -> None:
