@@ -182,7 +182,7 @@ def register_builtins(registry: Registry) -> Registry:
 # Other layers put their own records on the chain as actions (certificate transparency, federation
 # requests and responses).  Each such module exposes `register(registry)`; it is optional here so
 # a layer can be developed (or left out) without breaking the built-in application.
-CHAIN_ACTION_MODULES = ("node.trust.chain_actions", "node.federation.chain_actions")
+CHAIN_ACTION_MODULES = ("node.trust.chain_actions", "node.federation.chain_actions", "node.membership.chain_actions")
 
 
 def register_layer_actions(registry: Registry) -> Registry:
