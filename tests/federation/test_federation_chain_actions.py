@@ -281,3 +281,17 @@ def test_another_origins_nodes_need_a_supermajority_of_votes(origins):
     assert alpha.obj(b"fed/origin/" + BETA.encode())["nodes"] == ids(BETA_NODES)
     third = alpha.apply(alpha.node_tx(ORIGIN_PATH, forged, 2))
     assert third.result["changed"] and alpha.obj(b"fed/origin/" + BETA.encode())["nodes"] == ids(ALPHA_NODES)
+
+
+def test_update_message_round_trips_and_refuses_bad_fields(origins):
+    from node.federation.errors import FederationDecodeError
+    from node.federation.messages import FederatedUpdate
+
+    _, beta = origins
+    update = FederatedUpdate(BETA, "lobby", 3, BOB.fingerprint, b"\5" * 32, beta.proof(beta.blocks[-1]))
+    assert decode_message(update.to_wire()) == update
+    for field, value in (("seq", -1), ("point", ""), ("sender", 7)):
+        obj = codec.unpack(update.to_wire())
+        obj[field] = value
+        with pytest.raises(FederationDecodeError):
+            decode_message(codec.pack(obj))
