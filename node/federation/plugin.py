@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 import trio
 
 from node.runtime.service import NodeContext, Service, ServiceRegistry
+
+log = structlog.get_logger("federation")
 
 
 class FederationOff:
@@ -16,14 +19,19 @@ class FederationOff:
     name = "federation"
     kind = "federated"
 
+    def __init__(self, dns: str | None = None) -> None:
+        self.dns = dns
+
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        if self.dns is not None:
+            log.warning("dns is set but federation_listen is not: no DNS answers without a federation endpoint")
         task_status.started()
         await trio.sleep_forever()
 
 
 def _factory(ctx: NodeContext) -> Service:
     if ctx.settings.federation_listen is None:
-        return FederationOff()
+        return FederationOff(ctx.settings.dns)
     from node.federation.service import FederationService  # heavy imports only when federating
 
     return FederationService(ctx)
