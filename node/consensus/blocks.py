@@ -13,10 +13,39 @@ from dataclasses import dataclass
 from typing import Any
 
 from node import codec, crypto
-from node.consensus.event import BlockSignature, Event, InternalTransaction
+from node.consensus.errors import ConsensusError
+from node.consensus.event import BlockSignature, Event, InternalTransaction, PeerChange
 from node.consensus.peers import PeerSet
 
 BLOCK_SIGNATURE_DOMAIN = b"node/consensus/block"
+MAX_ELECTION_MEMBERS = 1024
+
+
+class BlockDecodeError(ConsensusError):
+    """A block body (stored, or in a proof) that does not decode."""
+
+
+@dataclass(frozen=True)
+class ElectionSeed:
+    """The executor election a block carries (see `node.consensus.election`): the round received
+    R of the block (an election round), the seed drawn from R's unique famous witnesses, and the
+    members of P(R), sorted.  The committee itself is `election.elect(members, seed, reputation,
+    count)`, computed by the application, which owns the reputation table."""
+
+    round_received: int
+    seed: bytes
+    members: tuple[bytes, ...]
+
+    def to_obj(self) -> list[Any]:
+        return [self.round_received, self.seed, list(self.members)]
+
+    @staticmethod
+    def from_obj(obj: Any) -> ElectionSeed:
+        ok = isinstance(obj, list) and len(obj) == 3 and type(obj[0]) is int and obj[0] >= 0
+        ok = ok and isinstance(obj[1], bytes) and len(obj[1]) == 32 and isinstance(obj[2], list)
+        if not ok or len(obj[2]) > MAX_ELECTION_MEMBERS or not all(isinstance(m, bytes) for m in obj[2]):
+            raise BlockDecodeError("bad election seed")
+        return ElectionSeed(obj[0], obj[1], tuple(obj[2]))
 
 
 @dataclass(frozen=True)
@@ -28,12 +57,43 @@ class Block:
     internal_transactions: tuple[InternalTransaction, ...]
     peers_hash: bytes
     state_hash: bytes = b""  # filled by the application after applying the block
+    election: ElectionSeed | None = None  # set in the block of every election round
 
     def body(self) -> list[Any]:
-        return [
+        """The encoded fields; a block without an election keeps the 7-field body (and hash) it
+        always had, one with an election has the election as an 8th field."""
+        body = [
             self.index, self.round_received, self.timestamp, list(self.transactions),
             [t.to_obj() for t in self.internal_transactions], self.peers_hash, self.state_hash,
         ]
+        if self.election is not None:
+            body.append(self.election.to_obj())
+        return body
+
+    @staticmethod
+    def from_body(body: Any) -> Block:
+        """The inverse of `body` (types checked; raises BlockDecodeError)."""
+        if not isinstance(body, list) or len(body) not in (7, 8):
+            raise BlockDecodeError("a block body has 7 or 8 fields")
+        index, round_received, timestamp, txs, itxs, peers_hash, state_hash = body[:7]
+        for value in (index, round_received, timestamp):
+            if type(value) is not int or not 0 <= value < 1 << 63:
+                raise BlockDecodeError("bad block number field")
+        if not isinstance(txs, list) or not all(isinstance(t, bytes) for t in txs):
+            raise BlockDecodeError("bad block transactions")
+        if not isinstance(peers_hash, bytes) or not isinstance(state_hash, bytes) or not isinstance(itxs, list):
+            raise BlockDecodeError("bad block fields")
+        internal = []
+        for item in itxs:
+            if not isinstance(item, list) or len(item) != 3 or item[0] not in (0, 1):
+                raise BlockDecodeError("bad internal transaction")
+            if not isinstance(item[1], bytes) or not isinstance(item[2], bytes):
+                raise BlockDecodeError("bad internal transaction")
+            internal.append(InternalTransaction(PeerChange(item[0]), item[1], item[2]))
+        election = ElectionSeed.from_obj(body[7]) if len(body) == 8 else None
+        return Block(
+            index, round_received, timestamp, tuple(txs), tuple(internal), peers_hash, state_hash, election
+        )
 
     @property
     def hash(self) -> bytes:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from node import codec, crypto
+from node.consensus.blocks import ElectionSeed
 from node.consensus.errors import ConsensusUsageError
 from node.consensus.peers import supermajority
 
@@ -175,3 +176,8 @@ class Elector:
 
     def committee(self) -> tuple[bytes, ...]:
         return self.current.committee if self.current is not None else ()
+
+
+def committee_of(election: ElectionSeed, reputation: Reputation, count: int | None = None) -> tuple[bytes, ...]:
+    """The committee of the election a block carries (`Block.election`), under `reputation`."""
+    return elect(election.members, election.seed, reputation, count)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from node.consensus import fame, order
 from node.consensus.ancestry import Ancestry
 from node.consensus.blocks import OrderedRound, SignatureBook
+from node.consensus.election import DEFAULT_ELECTION_INTERVAL
 from node.consensus.errors import ConsensusUsageError, EventRejected, RejectReason
 from node.consensus.event import (
     MAX_BLOCK_SIGNATURES,
@@ -110,12 +111,18 @@ class Hashgraph:
         hasher: Hasher = default_hasher,
         keep_rounds: int | None = None,
         max_branches: int = MAX_BRANCHES,
+        election_interval: int | None = DEFAULT_ELECTION_INTERVAL,
     ) -> None:
         """`keep_rounds`: when set, processed rounds older than that many rounds are dropped.
         `max_branches`: events stored per (creator, index); more branches of a fork are refused
         (counted in `fork_rejections`).  Honest events built on a refused branch cannot be
         inserted either, so the limit is generous; the cost of a fork grows with the branches an
         event has among its ancestors (its tips), which this bounds."""
+        if election_interval is not None and election_interval <= 0:
+            raise ConsensusUsageError("election_interval must be positive (None: no elections)")
+        # Every round received R with R % election_interval == 0 makes a block carrying an
+        # `ElectionSeed`, even without transactions (replay of Babble's graphs passes None).
+        self.election_interval = election_interval
         if max_branches < 2:
             raise ConsensusUsageError("max_branches must be at least 2 (a fork must be detectable)")
         self.max_branches = max_branches
@@ -301,7 +308,7 @@ class Hashgraph:
             la = [-1] * len(self._creators)
             lamport = 0
         la[col] = index
-        rec = EventRecord(event, event_hash, col, self._seq, anc, la, lamport)
+        rec = EventRecord(event, event_hash, col, index, self._seq, la, lamport)
         self._seq += 1
         if slot is not None:
             self.fork_evidence.append((slot[0].event, event))
@@ -333,7 +340,10 @@ class Hashgraph:
                 info = self._round_info(rnd)
             elif pc.counted and own.bit_count() >= pc.supermajority:
                 info = found
-                hits = self._strongly_seen(rec, rnd, own, info, None)
+                if pc.every_column:  # `_strongly_seen`, inlined: the most frequent call
+                    hits = (sum(map(dict.get, info.wvecs, la, _ZEROS)) + own + pc.threshold_add) & pc.top_bits
+                else:
+                    hits = self._strongly_seen(rec, rnd, own, info, None)
                 if hits.bit_count() >= pc.supermajority:
                     # Fame asks the witnesses of rnd + 1 which witnesses of rnd they strongly see.
                     rec.strongly_seen_prev = _witnesses_in(info.witnesses, hits)
@@ -478,12 +488,12 @@ class Hashgraph:
 
     def run_consensus(self) -> list[OrderedRound]:
         """Decide fame, rounds received and order; return the rounds processed by this call."""
-        if self.pending_witnesses:
-            if fame.decide_fame(self):
-                order.decide_round_received(self)
-        info = self.rounds.get(self.next_to_process)
-        if info is None or not info.decided:
-            return []  # the common case: nothing new to process
+        if self.pending_witnesses and fame.decide_fame(self):
+            order.decide_round_received(self)
+        if self.next_to_process >= self.first_undecided:
+            # The common case: nothing new to process (every round below `first_undecided` is
+            # decided, and a decided round at it would have moved it on).
+            return []
         done = order.process_rounds(self)
         if done and self.keep_rounds is not None:
             cutoff = self.next_to_process - 1 - self.keep_rounds

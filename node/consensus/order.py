@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from node.consensus.blocks import Block, OrderedRound, median_timestamp
+from node.consensus.blocks import Block, ElectionSeed, OrderedRound, median_timestamp
+from node.consensus.election import election_seed
 from node.consensus.event import PeerChange
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
 from node.consensus.records import EventRecord
@@ -116,14 +117,18 @@ def _process(graph: Hashgraph, rnd: int) -> OrderedRound:
     transactions = [t for e in events for t in e.transactions]
     internal = [t for e in events for t in e.internal_transactions]
     block = None
-    if transactions or internal:
+    election = None
+    interval = graph.election_interval
+    if interval is not None and rnd % interval == 0:  # (`election.election_due`)
+        # An election round always makes a block, empty if need be, so no election is skipped
+        # and every node finds each election in the same block.
+        election = ElectionSeed(
+            rnd, election_seed(rnd, [w.hash for w in info.famous_unique]), graph.peer_info(rnd)[0].members
+        )
+    if transactions or internal or election is not None:
         block = Block(
-            index=graph.next_block_index,
-            round_received=rnd,
-            timestamp=median_timestamp([w.event.timestamp for w in info.famous_unique]),
-            transactions=tuple(transactions),
-            internal_transactions=tuple(internal),
-            peers_hash=graph.peer_info(rnd)[0].hash,
+            graph.next_block_index, rnd, median_timestamp([w.event.timestamp for w in info.famous_unique]),
+            tuple(transactions), tuple(internal), graph.peer_info(rnd)[0].hash, b"", election,
         )
         graph.next_block_index += 1
         if internal:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from node.consensus.event import Event
-
-if TYPE_CHECKING:
-    from node.consensus.ancestry import Ancestry
 
 NO_DESCENDANT = 1 << 62  # first-descendant index meaning "no descendant by that creator yet"
 _NO_FORKS: frozenset[int] = frozenset()
@@ -18,24 +13,23 @@ class EventRecord:
 
     Parents are referenced by hash, never by object, so pruning old rounds really frees memory.
     `la[c]` is the highest index of creator column c among this event's ancestors (-1: none);
-    `fd[c]` the lowest index of creator column c among its descendants (NO_DESCENDANT: none yet),
-    computed when asked: nothing on the hot path needs it.
+    First descendants (the lowest index of creator column c among its descendants) are computed
+    when asked (`Ancestry.first_descendants`): nothing on the hot path needs them.
     """
 
     __slots__ = (
         "event", "hash", "col", "index", "seq", "sp", "op", "la", "tips", "forks_seen", "round",
         "witness", "lamport", "famous", "votes", "strongly_seen_prev", "round_received", "rr_next",
-        "creator", "wvec", "pwvec", "ancestry",
+        "wvec", "pwvec",
     )
 
     def __init__(
-        self, event: Event, event_hash: bytes, col: int, seq: int, ancestry: Ancestry, la: list[int], lamport: int
+        self, event: Event, event_hash: bytes, col: int, index: int, seq: int, la: list[int], lamport: int
     ) -> None:
         self.event = event
         self.hash = event_hash
-        self.creator = event.creator
         self.col = col
-        self.index = event.index
+        self.index = index
         self.seq = seq
         self.sp = event.self_parent
         self.op = event.other_parent
@@ -55,11 +49,10 @@ class EventRecord:
         # see hashgraph) is 1 when witnesses[i] is.  `pwvec`: the same for the round before.
         self.wvec = 0
         self.pwvec = 0
-        self.ancestry = ancestry
 
     @property
-    def fd(self) -> list[int]:
-        return self.ancestry.first_descendants(self)
+    def creator(self) -> bytes:
+        return self.event.creator
 
 
 class RoundInfo:

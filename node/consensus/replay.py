@@ -111,7 +111,9 @@ def replay(data: dict[str, Any], *, exclude: Iterable[str] = (), run_each: bool 
     """Insert the file's events (minus `exclude`) and run consensus (after each insert if asked)."""
     schedule = _schedule(data)
     hashes_by_obj: dict[int, bytes] = {}
-    graph = Hashgraph(schedule, verify_signatures=False, hasher=lambda ev: hashes_by_obj[id(ev)])
+    graph = Hashgraph(
+        schedule, verify_signatures=False, hasher=lambda ev: hashes_by_obj[id(ev)], election_interval=None
+    )  # Babble's blocks hold transactions only: no election blocks in a replay
     run = ReplayRun(graph)
     for key in schedule.all_members():
         run.names.setdefault(key, "?")

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from node import codec
-from node.consensus.blocks import Block
-from node.consensus.event import Event, InternalTransaction, PeerChange
+from node.consensus.blocks import Block, BlockDecodeError
+from node.consensus.event import Event
 from node.errors import InvalidInput
 
 
@@ -21,14 +21,11 @@ def encode_block(block: Block) -> bytes:
 
 
 def decode_block(data: bytes) -> Block:
+    """The block `encode_block` stored (with its election, if it carries one)."""
     try:
         body: Any = codec.unpack(data)
-        index, round_received, timestamp, txs, itxs, peers_hash, state_hash = body
-        return Block(
-            index, round_received, timestamp, tuple(txs),
-            tuple(InternalTransaction(PeerChange(k), p, s) for k, p, s in itxs), peers_hash, state_hash,
-        )
-    except (ValueError, TypeError, codec.DecodeError) as exc:
+        return Block.from_body(body)
+    except (ValueError, TypeError, codec.DecodeError, BlockDecodeError) as exc:
         raise RecordError(f"stored block does not decode: {exc}") from exc
 
 

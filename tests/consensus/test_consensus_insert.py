@@ -35,7 +35,10 @@ def snapshot(g: Hashgraph) -> Any:
     """Everything an insertion could touch."""
     recs = sorted(g.anc.events.values(), key=lambda r: r.seq)
     return (
-        [(r.hash, list(r.la), list(r.fd), r.round, r.witness, r.lamport, r.forks_seen) for r in recs],
+        [
+            (r.hash, list(r.la), list(g.anc.first_descendants(r)), r.round, r.witness, r.lamport, r.forks_seen)
+            for r in recs
+        ],
         g.known(), g.last_round, {r: g.witnesses(r) for r in g.rounds}, g.forkers(), len(g.fork_evidence),
         list(g.undetermined), {c: {i: [r.hash for r in s] for i, s in ch.items()} for c, ch in enumerate(g.anc.chains)},
     )
