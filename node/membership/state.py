@@ -1,0 +1,109 @@
+"""The peer-set history as chain state: key layout, readers, and the action paths.
+
+Key layout (values canonical msgpack, written only by `node.membership.handlers`):
+
+    membership/history            list of changes, oldest first (see below)
+    membership/evidence/<hex>     {"creator", "index", "a", "b", "block", "by"}: a committed fork proof
+
+A change is {"seq", "block", "change": "join"|"leave"|"evict", "peer": hex public key,
+"members": [hex...] (the whole peer set after the change, sorted), "by": node id,
+"effective": R + 6 or None}.  `effective` is filled only when the block context names its round
+received; otherwise it is the stored block's round received + 6 (`effective_round`).
+Keys are lower-case hex strings so the records read as JSON through the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgpack
+
+from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS, PeerSet
+
+JOIN_PATH = "/membership/join"
+REMOVE_PATH = "/membership/remove"
+EVICT_PATH = "/membership/evict"
+PATHS = (JOIN_PATH, REMOVE_PATH, EVICT_PATH)
+
+HISTORY_KEY = b"membership/history"
+EVIDENCE_PREFIX = b"membership/evidence/"
+
+
+class Reader(Protocol):
+    def get(self, key: bytes, /) -> bytes | None: ...
+
+
+def evidence_key(creator_hex: str) -> bytes:
+    return EVIDENCE_PREFIX + creator_hex.encode()
+
+
+def _get_obj(reader: Reader, key: bytes) -> Any:
+    raw = reader.get(key)
+    return None if raw is None else msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+def changes(reader: Reader) -> list[dict[str, Any]]:
+    """Every committed membership change, oldest first."""
+    value = _get_obj(reader, HISTORY_KEY)
+    return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
+
+
+def evidence_of(reader: Reader, creator: bytes) -> dict[str, Any] | None:
+    value = _get_obj(reader, evidence_key(creator.hex()))
+    return value if isinstance(value, dict) else None
+
+
+def latest_members(reader: Reader, decided_by: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The peer set after every committed change (some may not be effective yet); with no change
+    yet, `decided_by` (the set that decided the block, i.e. the genesis set)."""
+    history = changes(reader)
+    if not history:
+        return tuple(sorted(decided_by))
+    return tuple(bytes.fromhex(m) for m in history[-1]["members"])
+
+
+def effective_round(change: dict[str, Any], round_of_block: Callable[[int], int | None]) -> int | None:
+    """R + 6 for the change's block (None when the block is not known)."""
+    effective = change.get("effective")
+    if isinstance(effective, int):
+        return effective
+    rnd = round_of_block(int(change["block"]))
+    return None if rnd is None else rnd + MEMBERSHIP_DELAY_ROUNDS
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One peer set of the history: in force from `effective_round` on."""
+
+    effective_round: int
+    members: PeerSet
+    change: str  # "genesis" | "join" | "leave" | "evict"
+    peer: bytes | None
+    block: int | None
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "effective_round": self.effective_round, "change": self.change, "block": self.block,
+            "peer": None if self.peer is None else self.peer.hex(),
+            "members": [m.hex() for m in self.members.members], "count": len(self.members),
+            "supermajority": self.members.supermajority,
+        }
+
+
+def peer_set_history(
+    reader: Reader, genesis: PeerSet, round_of_block: Callable[[int], int | None]
+) -> list[HistoryEntry]:
+    """The peer sets in force over time, from genesis on (what `/history` shows).
+
+    Changes whose block is not known yet (`round_of_block` returns None) are left out."""
+    out = [HistoryEntry(0, genesis, "genesis", None, None)]
+    for change in changes(reader):
+        rnd = effective_round(change, round_of_block)
+        if rnd is None:
+            continue
+        members = PeerSet.of(bytes.fromhex(m) for m in change["members"])
+        out.append(HistoryEntry(rnd, members, str(change["change"]), bytes.fromhex(change["peer"]),
+                                int(change["block"])))
+    return out
