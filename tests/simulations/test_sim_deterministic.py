@@ -49,19 +49,23 @@ def test_chain_does_not_depend_on_the_hash_seed():
 
 @pytest.mark.timeout(900)
 def test_sweep_200_seeds_with_faults():
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     failed = []
     for seed in range(200):
         result = run(dataclasses.replace(SWEEP, seed=seed))
         if not result.ok:
             failed.append((seed, result.reason))
             print(f"VIOLATION seed={seed}: {result.reason}")
-    wall = time.perf_counter() - started
-    print(f"200 seeds in {wall:.1f}s wall")
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    print(f"200 seeds in {wall:.1f}s wall, {cpu:.1f}s CPU")
     assert not failed, f"failing (python -m simulations.deterministic --seed S --fault-seconds 4): {failed}"
-    # ~95 s on the shared 2-core machine when quiet; the bound leaves room for other helpers' load.
-    limit = float(os.environ.get("SIM_SWEEP_MAX_WALL", "300"))
-    assert wall < limit, f"the sweep took {wall:.0f}s of wall time (limit {limit:.0f}s)"
+    # The sweep's own cost: ~150 CPU-s here (one core).  Its wall time is that on a quiet machine but
+    # several times more on the shared 2-core one (683 s at load average 10), so wall time is bounded
+    # only where the runner is dedicated and says so (SIM_SWEEP_MAX_WALL, e.g. 300 in CI).
+    assert cpu < float(os.environ.get("SIM_SWEEP_MAX_CPU", "300")), f"the sweep took {cpu:.0f} CPU-s"
+    if "SIM_SWEEP_MAX_WALL" in os.environ:
+        limit = float(os.environ["SIM_SWEEP_MAX_WALL"])
+        assert wall < limit, f"the sweep took {wall:.0f}s of wall time (limit {limit:.0f}s)"
 
 
 def _reverse_block(node: int, block):
