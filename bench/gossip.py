@@ -1,6 +1,6 @@
 """Gossip speed of a real origin: cluster-wide events/s and blocks/s of `node testnet` processes.
 
-    python bench/gossip.py [--nodes 4] [--seconds 20] [--warmup 5] [--rate 40]
+    python bench/gossip.py [--nodes 4] [--seconds 20] [--warmup 5] [--rate 10]
 
 Starts an N-node origin (`node testnet`, one `python -m node start` per node, QUIC on 127.0.0.1),
 keeps every node busy with a steady stream of pre-signed actions (`--rate` per node per second,
@@ -120,27 +120,21 @@ async def drive(
         return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
-    parser.add_argument("--warmup", type=float, default=5.0, help="load before measuring")
-    parser.add_argument("--rate", type=float, default=40.0, help="actions per second sent to each node")
-    args = parser.parse_args()
+def run_and_print(nodes: int, seconds: float, warmup: float, rate: float) -> dict[str, float]:
     cores = os.cpu_count() or 1
-    total = int(args.rate * args.nodes * (args.seconds + args.warmup + 30)) + 100
+    total = int(rate * nodes * (seconds + warmup + 30)) + 100
     print(f"pre-signing {total} actions ...", flush=True)
     wires = presign(total)
     with tempfile.TemporaryDirectory(prefix="bench-gossip-") as tmp:
-        cluster = LocalCluster.create(Path(tmp) / "net", args.nodes, 1)
+        cluster = LocalCluster.create(Path(tmp) / "net", nodes, 1)
         try:
             cluster.start_all()
-            r = trio.run(drive, cluster, wires, args.rate, args.warmup, args.seconds)
+            r = trio.run(drive, cluster, wires, rate, warmup, seconds)
         finally:
             cluster.stop_all()
     per_core = verify_ceiling()
-    events_ceiling = per_core * cores / max(1, args.nodes - 1)
-    print(f"nodes {args.nodes}, cores {cores}, {args.seconds:g}s measured after {args.warmup:g}s of load; "
+    events_ceiling = per_core * cores / max(1, nodes - 1)
+    print(f"nodes {nodes}, cores {cores}, {seconds:g}s measured after {warmup:g}s of load; "
           f"actions accepted {r['sent']:.0f}, refused {r['refused']:.0f}")
     spread = f"{r['events_min']:.1f} .. {r['events_max']:.1f}"
     print(f"events/s, origin-wide:  {r['events']:8.1f}  (by each node's count: {spread})")
@@ -149,8 +143,19 @@ def main() -> None:
     per_event = r["cpu"] / max(r["events"], 1e-9)
     print(f"node CPU, all nodes:    {r['cpu']:8.2f} cores of {cores}: {per_event * 1000:.2f} ms CPU per event "
           f"(origin-wide), {cores / per_event:.0f} events/s if the nodes had all {cores} cores")
-    print(f"verify ceiling: {per_core:.0f} Ed25519 verifies/s/core x {cores} cores / {args.nodes - 1} verifying "
+    print(f"verify ceiling: {per_core:.0f} Ed25519 verifies/s/core x {cores} cores / {nodes - 1} verifying "
           f"peers = {events_ceiling:.0f} events/s; ratio {r['events'] / events_ceiling:.3f}")
+    return r
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=5.0, help="load before measuring")
+    parser.add_argument("--rate", type=float, default=10.0, help="actions per second sent to each node")
+    args = parser.parse_args()
+    run_and_print(args.nodes, args.seconds, args.warmup, args.rate)
 
 
 if __name__ == "__main__":

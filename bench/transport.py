@@ -1,6 +1,6 @@
 """Request/response speed of the QUIC transport against two references, measured in one run.
 
-    python bench/transport.py [--seconds S]
+    python bench/transport.py [--seconds S] [--gossip]
 
 Three ways to carry the same length-prefixed request/response exchanges over one connection, all in
 this one process (client and server share the core, as both ends of a loopback test do):
@@ -24,7 +24,8 @@ bookkeeping, next to aioquic's ~550 us for the two datagrams. With requests in f
 those costs are shared and the gap closes.
 
 Workloads: `small` 200-byte requests and answers one at a time, `small x16` with 16 in flight,
-`bulk` 64 KiB requests with 16-byte answers, 4 in flight.
+`bulk` 64 KiB requests with 16-byte answers, 4 in flight. `--gossip` then also runs
+bench/gossip.py: events/s of a real 4-node origin.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from aioquic.quic import events
 from node.crypto import PrivateKey
 from node.transport import Endpoint, IssuedByCA, Limits, TlsIdentity
 from node.transport.framing import FrameReader, Kind, encode_frame
-from node.transport.mtls import MutualTlsConnection, make_configuration
+from node.transport.mtls import CertificateCheck, MutualTlsConnection, make_configuration
 from node.trust import OriginCA, certificate_pem, make_csr
 
 ORIGIN = "bench.example"
@@ -230,7 +231,7 @@ def bench_in_memory(setup: Setup, workload: Workload, seconds: float) -> Result:
     clock = time.monotonic
     client_address, server_address = ("10.0.0.1", 1000), ("10.0.0.2", 2000)
 
-    def check(identity_index: int) -> Callable[..., object]:
+    def check(identity_index: int) -> CertificateCheck:
         return lambda cert, chain: setup.auth.authenticate(cert, chain, dt.datetime.now(dt.UTC))
 
     client = MutualTlsConnection(configuration=make_configuration(setup.identities[0], is_client=True), check=check(1))
@@ -321,6 +322,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=6.0, help="time per transport and workload")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved slices, so load drift hits all alike")
+    parser.add_argument("--gossip", action="store_true", help="then measure a 4-node origin (bench/gossip.py)")
     args = parser.parse_args()
     setup = Setup()
     slice_seconds = args.seconds / args.rounds
@@ -351,6 +353,10 @@ def main() -> None:
             f"{workload.name:<11} ours / in-memory: {rates['ours'] / rates['in-memory']:.0%} of the rate, "
             f"{memory_cost / ours_cost:.0%} by CPU per message\n"
         )
+    if args.gossip:
+        import gossip  # bench/gossip.py, next to this file
+
+        gossip.run_and_print(nodes=4, seconds=20.0, warmup=5.0, rate=10.0)
 
 
 if __name__ == "__main__":
