@@ -1,6 +1,6 @@
 """The handlers of the membership records; deterministic (args, state and block only).
 
-- `/membership/join` {cert}: signed by the JOINING key itself (identity guard `JOINER`), with a
+- `/membership/join` {cert, address?}: signed by the JOINING key itself (identity guard `JOINER`), with a
   certificate for that key issued by the CA anchored on the chain (`certs/ca`, see
   `node.trust.chain_state`), valid at the block's consensus time and not revoked.
 - `/membership/remove` {peer}: signed by a member node; a member may remove itself (a leave), and
@@ -15,6 +15,7 @@ round R + 6, R being the block's round received (`node.membership.state`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from node.actions.context import ActionContext
@@ -29,6 +30,7 @@ from node.trust.errors import TrustError
 from node.trust.verify import verify_issued
 
 MAX_PEM_CHARS = 8192
+_ADDRESS = re.compile(r"^[A-Za-z0-9.:\[\]_-]{1,250}:[0-9]{1,5}$")
 
 
 def _peer_arg(args: dict[str, Any], name: str = "peer") -> bytes:
@@ -42,7 +44,9 @@ def _peer_arg(args: dict[str, Any], name: str = "peer") -> bytes:
     return peer
 
 
-def _append(ctx: ActionContext, change: str, peer: bytes, members: tuple[bytes, ...]) -> dict[str, Any]:
+def _append(
+    ctx: ActionContext, change: str, peer: bytes, members: tuple[bytes, ...], address: str | None = None
+) -> dict[str, Any]:
     if not members:
         raise ActionRejected(Reason.FORBIDDEN, "the change would leave the origin without members")
     history = changes(ctx.state)
@@ -52,6 +56,8 @@ def _append(ctx: ActionContext, change: str, peer: bytes, members: tuple[bytes, 
         "members": [m.hex() for m in sorted(members)], "by": ctx.actor,
         "effective": rnd + MEMBERSHIP_DELAY_ROUNDS if isinstance(rnd, int) and rnd >= 0 else None,
     }
+    if address is not None:
+        entry["address"] = address
     history.append(entry)
     ctx.state.put_obj(HISTORY_KEY, history)
     return {"change": change, "peer": peer.hex(), "members": len(members), "seq": entry["seq"]}
@@ -87,12 +93,15 @@ def join(ctx: ActionContext, args: dict[str, Any]) -> Any:
         raise ActionRejected(Reason.FORBIDDEN, f"certificate not issued by the origin CA: {exc}") from exc
     if identity.public_key != joiner:
         raise ActionRejected(Reason.FORBIDDEN, "the certificate is for another key than the one signing the join")
+    address = args.get("address")
+    if address is not None and not (isinstance(address, str) and _ADDRESS.match(address)):
+        raise ActionRejected(Reason.INVALID_ARGS, "address must be host:port")
     members = latest_members(ctx.state, ctx.block.members)
     if joiner in members:
         raise ActionRejected(Reason.EXISTS, "already a member")
     if evidence_of(ctx.state, joiner) is not None:
         raise ActionRejected(Reason.FORBIDDEN, "this key was evicted for forking")
-    return _append(ctx, "join", joiner, (*members, joiner))
+    return _append(ctx, "join", joiner, (*members, joiner), address)
 
 
 # -- leave and removal ------------------------------------------------------------------------------
