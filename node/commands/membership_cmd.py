@@ -1,0 +1,98 @@
+"""`node leave`: take this node out of its origin's peer set through the running node.
+
+It signs `/membership/remove` for its own key with the node key (from the home), submits it to the
+running node's API, waits for the receipt, then until the origin has decided the round where the
+removal is in force (R + 6, R the round received of the block that committed it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from node.actions.client import ActionClient
+from node.actions.errors import ClientError
+from node.commands.status import find_api
+from node.config import resolve_home
+from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
+from node.errors import InvalidInput
+from node.membership.state import REMOVE_PATH
+from node.runtime.cli_support import OneLineCommand, home_option
+from node.runtime.home import Home
+
+
+class LeaveFailed(InvalidInput):
+    """The origin refused the removal, or it did not take effect in time."""
+
+
+def _get(url: str, timeout: float) -> Any:
+    try:
+        response = httpx.get(url, timeout=timeout)
+        return response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def wait_until_decided(url: str, rnd: int, deadline: float, echo: Any = None) -> int:
+    """Poll `/status` until the node's decided round reaches `rnd`; returns it."""
+    last = -1
+    while time.monotonic() < deadline:
+        status = _get(url + "/status", 5.0)
+        decided = status.get("decided_round") if isinstance(status, dict) else None
+        if isinstance(decided, int):
+            if decided != last and echo is not None:
+                echo(f"decided round {decided} of {rnd}")
+            last = decided
+            if decided >= rnd:
+                return decided
+        time.sleep(0.5)  # a CLI polling a remote node: nothing to wait on but its answers
+    raise LeaveFailed(f"round {rnd} was not decided in time (last decided: {last})")
+
+
+def leave_origin(url: str, home_root: Path, *, timeout: float, echo: Any = None) -> dict[str, Any]:
+    """Submit the removal of this node and wait until it is in force; returns a summary."""
+    key = Home(home_root).load_key()
+    deadline = time.monotonic() + timeout
+    with ActionClient(key, url, clock=time.time_ns, timeout_s=timeout) as client:
+        envelope = client.build(REMOVE_PATH, {"peer": key.public.hex()})
+        try:
+            receipt = client.send(envelope, wait=True)
+        except ClientError as exc:
+            raise LeaveFailed(str(exc)) from None
+    if not isinstance(receipt, dict) or not receipt.get("ok"):
+        reason = receipt.get("reason") if isinstance(receipt, dict) else None
+        detail = receipt.get("detail") if isinstance(receipt, dict) else None
+        raise LeaveFailed(f"the origin refused the removal: {reason}{f' ({detail})' if detail else ''}")
+    index = int(receipt["block"])
+    if echo is not None:
+        echo(f"removal committed in block {index}")
+    block = _get(f"{url}/block/{index}", 5.0)
+    rnd = block.get("round_received") if isinstance(block, dict) else None
+    if not isinstance(rnd, int):
+        raise LeaveFailed(f"block {index} does not name its round received")
+    effective = rnd + MEMBERSHIP_DELAY_ROUNDS
+    if echo is not None:
+        echo(f"in force from round {effective}")
+    wait_until_decided(url, effective, deadline, echo)
+    return {"block": index, "round_received": rnd, "effective_round": effective, "node_id": key.fingerprint}
+
+
+@click.command("leave", cls=OneLineCommand)
+@home_option
+@click.option("--api", "api", metavar="URL", help="the node API base URL (default: read HOME/run/api)")
+@click.option("--timeout", type=click.FloatRange(min=1, max=3600), default=120.0, show_default=True,
+              help="seconds to wait for the removal to be in force")
+def leave(home: str | None, api: str | None, timeout: float) -> None:
+    """Remove this node from its origin's peer set (from round R+6) and wait until it is in force."""
+    url = find_api(home, api)
+    root, _ = resolve_home(home, os.environ)
+    done = leave_origin(url, Path(root), timeout=timeout, echo=click.echo)
+    click.echo(f"left: node {done['node_id']} is out of the peer set from round {done['effective_round']}")
+
+
+COMMANDS = [leave]
