@@ -187,9 +187,12 @@ CHAIN_ACTION_MODULES = ("node.trust.chain_actions", "node.federation.chain_actio
 
 def register_layer_actions(registry: Registry) -> Registry:
     for name in CHAIN_ACTION_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        importlib.import_module(name).register(registry)
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # the layer's package itself is absent
+            found = False
+        if found:
+            importlib.import_module(name).register(registry)
     return registry
 
 
