@@ -54,7 +54,7 @@ HEARD_WINDOW_S = 15.0  # a peer counts as connected if we exchanged gossip this 
 
 def election_of(block: Block) -> tuple[int, bytes] | None:
     """The (round, seed) of the executor election a block carries, if any."""
-    election = getattr(block, "election", None)
+    election = block.election
     return None if election is None else (election.round_received, election.seed)
 
 
