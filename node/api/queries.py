@@ -14,6 +14,7 @@ from node.actions.errors import EnvelopeError
 from node.actions.state import Overlay, exec_request_key
 from node.api.errors import BadRequest, NotFound
 from node.api.view import JSONDict, NodeView, jsonable
+from node.consensus.blocks import BlockDecodeError, ElectionSeed
 from node.consensus.election import ElectionDecodeError, ElectionRecord
 from node.crypto import fingerprint
 
@@ -118,6 +119,17 @@ def _transaction(view: NodeView, tx: bytes, with_receipt: bool) -> JSONDict:
     return out
 
 
+def _election(obj: Any) -> JSONDict | None:
+    """The executor election seed an election round's block carries (8th body field)."""
+    if obj is None:
+        return None
+    try:
+        seed = ElectionSeed.from_obj(obj)
+    except BlockDecodeError:
+        return {"unreadable": True}
+    return {"round": seed.round_received, "seed": seed.seed.hex(), "members": [member(m) for m in seed.members]}
+
+
 def decode_block(view: NodeView, raw: bytes, detail: str = "full") -> JSONDict:
     """A stored block as JSON; knows `Block.body()` lists, shows anything else generically.
 
@@ -134,13 +146,13 @@ def decode_block(view: NodeView, raw: bytes, detail: str = "full") -> JSONDict:
     if isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], list):
         obj = obj[0]  # [body, extra]: take the body
         raw_is_body = False
-    if isinstance(obj, list) and len(obj) == 7 and isinstance(obj[3], list):
-        index, rnd, ts, txs, itxs, peers_hash, state_hash = obj
+    if isinstance(obj, list) and len(obj) in (7, 8) and isinstance(obj[3], list):
+        index, rnd, ts, txs, itxs, peers_hash, state_hash = obj[:7]
         block_hash = crypto.sha256(raw if raw_is_body else codec.pack(obj)).hex()  # == Block.hash
         doc: JSONDict = {"hash": block_hash,
                          "index": index, "round_received": rnd, "timestamp": ts, "transaction_count": len(txs),
                          "internal_transactions": jsonable(itxs), "peers_hash": jsonable(peers_hash),
-                         "state_hash": jsonable(state_hash)}
+                         "state_hash": jsonable(state_hash), "election": _election(obj[7] if len(obj) == 8 else None)}
         if detail != "summary":
             doc["transactions"] = [_transaction(view, bytes(t), detail == "full")
                                    for t in txs[:MAX_TX_LISTED] if isinstance(t, bytes)]
