@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from node.membership.state import EVICT_PATH, JOIN_PATH, REMOVE_PATH
+from node.membership.state import EVICT_PATH, JOIN_PATH, REMOVE_PATH, TICK_PATH
 
 if TYPE_CHECKING:
     from node.actions.context import ActionContext
@@ -38,6 +38,13 @@ def evict_forker(ctx: ActionContext, args: dict[str, Any]) -> Any:
     return handlers.evict(ctx, args)
 
 
+def tick(ctx: ActionContext, args: dict[str, Any]) -> Any:
+    """Keep rounds moving while a membership change is not in force yet (an idle origin creates no
+    events); changes nothing; args: until (the round the change waits for)."""
+    until = args.get("until")
+    return {"until": until if isinstance(until, int) and not isinstance(until, bool) else None}
+
+
 def register(registry: Registry) -> Registry:
     from node.actions.context import Guard
     from node.actions.guards import MEMBER_NODE
@@ -46,4 +53,5 @@ def register(registry: Registry) -> Registry:
     registry.action(JOIN_PATH, identity=Guard("identity(joining node)", joiner_identity))(join_origin)
     registry.action(REMOVE_PATH, identity=MEMBER_NODE)(remove_member)
     registry.action(EVICT_PATH, identity=MEMBER_NODE)(evict_forker)
+    registry.action(TICK_PATH, identity=MEMBER_NODE)(tick)
     return registry

@@ -30,6 +30,7 @@ from node.membership.state import EVICT_PATH, HISTORY_KEY, Reader, changes, effe
 
 log = structlog.get_logger("membership")
 
+PROGRESS_MARGIN = 2  # rounds decided past a change's effective round before an idle origin may rest
 RETRY_BLOCKS = 50  # an eviction report not committed after this many blocks is sent again
 MAX_EVIDENCE_HEX = 60 * 1024  # both events, hex: must fit an envelope (64 KiB) with its other fields
 
@@ -131,6 +132,14 @@ class MembershipFollower:
                      peer=done.peer.hex()[:16], members=len(members), block=done.block)
         for listener in list(self.listeners):
             listener(done)
+
+    def waiting_for(self) -> int | None:
+        """The round rounds must be decided up to for the newest changes to be in force (and seen
+        to be), or None when there is nothing to wait for."""
+        decided = self.graph.next_to_process
+        wanted = [c.effective_round + PROGRESS_MARGIN for c in self.applied[-8:]]
+        pending = [r for r in wanted if r > decided]
+        return max(pending) if pending else None
 
     # -- fork evidence -----------------------------------------------------------------------------
 

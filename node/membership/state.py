@@ -25,7 +25,8 @@ from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS, PeerSet
 JOIN_PATH = "/membership/join"
 REMOVE_PATH = "/membership/remove"
 EVICT_PATH = "/membership/evict"
-PATHS = (JOIN_PATH, REMOVE_PATH, EVICT_PATH)
+TICK_PATH = "/membership/tick"
+PATHS = (JOIN_PATH, REMOVE_PATH, EVICT_PATH, TICK_PATH)
 
 HISTORY_KEY = b"membership/history"
 EVIDENCE_PREFIX = b"membership/evidence/"

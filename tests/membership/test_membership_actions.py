@@ -15,6 +15,7 @@ from node.membership.state import (
     EVICT_PATH,
     JOIN_PATH,
     REMOVE_PATH,
+    TICK_PATH,
     changes,
     evidence_of,
     latest_members,
@@ -210,3 +211,11 @@ def test_history_maps_blocks_to_rounds_plus_six(rounds) -> None:
     assert history[1].to_obj()["supermajority"] == 3
     # A block not known yet is left out.
     assert len(peer_set_history(chain.state, PeerSet.of(chain.genesis), {0: 10}.get)) == 2
+
+
+def test_tick_is_a_no_op_for_member_nodes_only() -> None:
+    chain = Chain()
+    mine, stranger = chain.run((NODES[0], TICK_PATH, {"until": 12}), (STRANGER, TICK_PATH, {"until": 12}))
+    assert mine.ok and mine.result == {"until": 12}
+    assert stranger.reason is Reason.NOT_MEMBER_NODE
+    assert changes(chain.state) == []

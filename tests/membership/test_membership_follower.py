@@ -107,6 +107,8 @@ def test_a_leave_takes_effect_at_r_plus_6_and_the_rest_keep_deciding() -> None:
     change = nodes[0].follower.applied[0]
     assert change.change == "leave" and change.peer == KEYS[3].public
     assert change.effective_round == change.round_received + 6 and change.late_by == 0
+    # Until rounds are decided past the effective round, the service keeps an idle origin moving.
+    assert nodes[0].follower.waiting_for() == change.effective_round + 2
     three = PeerSet.of(k.public for k in KEYS[:3])
     for node in nodes:
         assert node.graph.peers.at(change.effective_round) == three
@@ -121,6 +123,7 @@ def test_a_leave_takes_effect_at_r_plus_6_and_the_rest_keep_deciding() -> None:
             break
     last_block = nodes[0].blocks[-1][0]
     assert last_block.round_received > change.effective_round + 3
+    assert nodes[0].follower.waiting_for() is None
     assert last_block.peers_hash == three.hash
     # Every node agrees on every block and state.
     chains = [[(b.index, r.state_hash) for b, r in node.blocks] for node in nodes]

@@ -1,0 +1,74 @@
+"""Issue 11: a member of a running 4-node origin leaves (`node leave`); the other three keep
+deciding, under a peer set of three from round R + 6 on, and agree on every block."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from node.actions import Envelope
+from node.commands.membership_cmd import leave_origin
+from node.crypto import PrivateKey
+
+from .harness import Cluster, NodeProc, eventually
+
+pytestmark = pytest.mark.slow
+
+ORIGIN = "alpha.example"
+
+
+async def create_user(node: NodeProc, name: str) -> dict[str, Any]:
+    key = PrivateKey.from_seed(f"membership-cluster-{name}".encode())
+    wire = Envelope.sign(key, origin=ORIGIN, path="/users/create", args={"name": name}, nonce=1,
+                         expiry_ns=time.time_ns() + 600 * 10**9).to_wire()
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await client.post(node.api + "/actions", params={"wait": "true"}, content=wire,
+                                     headers={"content-type": "application/octet-stream"})
+    assert response.status_code == 200, response.text
+    receipt: dict[str, Any] = response.json()
+    assert receipt["ok"], receipt
+    return receipt
+
+
+async def test_a_member_leaves_and_the_other_three_keep_deciding(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path / "net", nodes=4)
+    cluster.start()
+    try:
+        await cluster.wait_ready(within=90)
+        await create_user(cluster.nodes[0], "before")
+        stay, leaver = cluster.nodes[:3], cluster.nodes[3]
+        with trio.fail_after(150):
+            done = await trio.to_thread.run_sync(lambda: leave_origin(leaver.api, leaver.home, timeout=120))
+        effective = done["effective_round"]
+        for node in stay:
+            validators = await cluster.get(node, f"/validators/{effective}")
+            assert validators["count"] == 3 and validators["supermajority"] == 3, validators
+            assert leaver.node_id not in [v if isinstance(v, str) else v.get("id") for v in validators["validators"]]
+            earlier = await cluster.get(node, f"/validators/{effective - 1}")
+            assert earlier["count"] == 4
+        # The leaver is out: stop it; the three decide on their own under the new peer set.
+        leaver.stop()
+        receipt = await create_user(stay[1], "after")
+        block = await cluster.get(stay[1], f"/block/{receipt['block']}")
+        assert block["round_received"] > effective
+
+        async def same_block() -> bool:
+            seen = [await cluster.get(n, f"/block/{receipt['block']}") for n in stay]
+            return all(b is not None for b in seen) and len({(b["hash"], b["state_hash"]) for b in seen}) == 1
+
+        await eventually(same_block, within=60, what="the three remaining members agreeing on the new block")
+        for node in stay:
+            late = cluster.log_events(node, "membership change applied too late: rounds at or past its effective "
+                                            "round were already placed with the old peer set")
+            assert late == [], late
+            assert cluster.log_events(node, "membership change scheduled"), node.log_tail()
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
