@@ -63,17 +63,31 @@ def _decode_history(raw: bytes | None) -> list[dict[str, Any]]:
     return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
 
 
-def restore_peer_sets(graph: Hashgraph, reader: Reader, round_of_block: Callable[[int], int | None]) -> int:
-    """Put every committed change into `graph`'s schedule; returns how many.  Call it BEFORE the
-    stored events are inserted again at a restart, so their rounds use the right peer sets."""
-    count = 0
+@dataclass(frozen=True)
+class Restored:
+    changes: int  # committed changes put into the schedule
+    late: tuple[int, ...]  # their effective rounds the graph had already reached (placed with old sets)
+
+
+def restore_peer_sets(graph: Hashgraph, reader: Reader, round_of_block: Callable[[int], int | None]) -> Restored:
+    """Put every committed change into `graph`'s schedule.  Call it BEFORE the stored events are
+    inserted again at a restart, so their rounds use the right peer sets; called later, the
+    changes the graph had already gone past are returned in `late` (and logged)."""
+    count, late = 0, []
+    known = dict(graph.peers.effective_rounds())
     for change in changes(reader):
         rnd = effective_round(change, round_of_block)
         if rnd is None:
             continue
-        graph.set_peer_set(rnd, PeerSet.of(bytes.fromhex(m) for m in change["members"]))
+        members = PeerSet.of(bytes.fromhex(m) for m in change["members"])
+        if known.get(rnd) != members and graph.last_round >= rnd:
+            late.append(rnd)
+        graph.set_peer_set(rnd, members)
         count += 1
-    return count
+    if late:
+        log.error("peer sets restored after the graph had placed rounds past them: this node may disagree "
+                  "with the others until it catches up again", late_rounds=late, last_round=graph.last_round)
+    return Restored(count, tuple(late))
 
 
 class MembershipFollower:

@@ -98,7 +98,7 @@ class MembershipService:
         follower.listeners.append(follow_gossip(engine))
         engine.block_listeners.append(follower.block_applied)
         self.ctx.extras[EXTRAS_KEY] = follower
-        log.info("membership following the chain", restored_changes=restored)
+        log.info("membership following the chain", restored_changes=restored.changes, late=list(restored.late))
         await self._keep_rounds_moving(engine, follower)
 
     async def _keep_rounds_moving(self, engine: ConsensusEngine, follower: MembershipFollower) -> None:

@@ -131,8 +131,16 @@ def test_a_leave_takes_effect_at_r_plus_6_and_the_rest_keep_deciding() -> None:
     # A restarted node gets the schedule back from state before its events are inserted again.
     fresh = Hashgraph(PeerSchedule(PeerSet.of(k.public for k in KEYS)))
     rounds = {b.index: b.round_received for b, _ in nodes[0].blocks}
-    assert restore_peer_sets(fresh, nodes[0].state, rounds.get) == 1
+    assert restore_peer_sets(fresh, nodes[0].state, rounds.get).changes == 1
     assert fresh.peers.at(change.effective_round) == three
+    # Restored after the events were inserted (what the service can do on its own today): detected.
+    replayed = Hashgraph(PeerSchedule(PeerSet.of(k.public for k in KEYS)))
+    for event in gossip.events:
+        replayed.insert(event)
+    restored = restore_peer_sets(replayed, nodes[0].state, rounds.get)
+    assert restored.late == (change.effective_round,)
+    # Restoring twice into a graph that has the schedule already is not late.
+    assert restore_peer_sets(fresh, nodes[0].state, rounds.get).late == ()
 
 
 def test_a_change_decided_after_later_rounds_were_placed_is_reported_late() -> None:
