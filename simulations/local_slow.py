@@ -2,7 +2,9 @@
 
 In order of preference:
 1. cgroup v2 `cpu.max` (a child group of the unified hierarchy that has the cpu controller);
-2. cgroup v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us` (the `cpu` hierarchy);
+2. cgroup v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us` (the `cpu` hierarchy).  Inside `ip netns
+   exec` (partition and loss runs) /sys is a fresh sysfs without cgroups: the v1 `cpu` hierarchy is
+   then mounted on a temporary directory, visible only in that private mount namespace;
 3. without root or cgroups: a SIGSTOP/SIGCONT duty cycle (runs `share` of every period).
 `CpuThrottle.method` says which one was used; the report records it.  The group is removed and
 the process moved back where it was when the throttle ends, also when the run is cancelled.
@@ -10,12 +12,17 @@ the process moved back where it was when the throttle ends, also when the run is
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
+import subprocess
+import tempfile
 from pathlib import Path
 
 import trio
+
+from simulations.local_netns import NETNS_ENV
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000
@@ -34,9 +41,38 @@ def _v2_root() -> Path | None:
     return None
 
 
+_MOUNTED: list[Path] = []  # the cpu hierarchy mounted by this process (inside `ip netns exec` only)
+
+
+def _mount_v1_cpu() -> Path | None:
+    """Mount the v1 `cpu` hierarchy where `ip netns exec` hid it (its mounts stay in its namespace)."""
+    if _MOUNTED:
+        return _MOUNTED[0]
+    if os.geteuid() != 0 or not os.environ.get(NETNS_ENV):
+        return None  # outside our namespace a mount would be the host's: never
+    where = Path(tempfile.mkdtemp(prefix="nodesim-cgroup-"))
+    done = subprocess.run(["mount", "-t", "cgroup", "-o", "cpu", "nodesim", str(where)], capture_output=True,
+                          timeout=30)
+    if done.returncode != 0 or not (where / "cpu.cfs_quota_us").exists():
+        subprocess.run(["umount", str(where)], capture_output=True, timeout=30)
+        where.rmdir()
+        return None
+    _MOUNTED.append(where)
+    atexit.register(_unmount)
+    return where
+
+
+def _unmount() -> None:
+    for where in _MOUNTED:
+        subprocess.run(["umount", str(where)], capture_output=True, timeout=30)
+        with contextlib.suppress(OSError):
+            where.rmdir()
+    _MOUNTED.clear()
+
+
 def _v1_root() -> Path | None:
     root = CGROUP_ROOT / "cpu"
-    return root if (root / "cpu.cfs_quota_us").exists() else None
+    return root if (root / "cpu.cfs_quota_us").exists() else _mount_v1_cpu()
 
 
 def available_method() -> str:
