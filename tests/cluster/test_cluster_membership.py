@@ -15,7 +15,7 @@ from node.actions import Envelope
 from node.commands.membership_cmd import leave_origin
 from node.crypto import PrivateKey
 
-from .harness import Cluster, NodeProc, eventually
+from .harness import Cluster, NodeProc, eventually, manifest
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +72,66 @@ async def test_a_member_leaves_and_the_other_three_keep_deciding(tmp_path: Path)
         raise
     finally:
         cluster.stop()
+
+
+async def evict_block(cluster: Cluster, node: NodeProc) -> dict[str, Any] | None:
+    """The block holding an accepted `/membership/evict`, if any."""
+    status = await cluster.get(node, "/status")
+    for index in range(int(status.get("latest_block") or 0), -1, -1):
+        block = await cluster.get(node, f"/block/{index}")
+        for tx in (block or {}).get("transactions", []):
+            if tx.get("path") == "/membership/evict" and tx.get("ok"):
+                return block
+    return None
+
+
+async def test_a_member_that_forks_is_evicted_automatically(tmp_path: Path) -> None:
+    from node.consensus.event import Event
+    from node.consensus.sync import EagerPush, SyncRequest, encode_message
+
+    from .test_cluster_forged import liar_endpoint, send
+
+    cluster = Cluster.create(tmp_path / "net", nodes=4, offline_certs=True)
+    honest = cluster.nodes[:3]
+    addresses = {e["id"]: e["listen"] for e in manifest(cluster.root)["origins"][0]["nodes"]}
+    for node in honest:
+        node.start()
+    endpoint, liar, key = liar_endpoint(cluster.root)
+    try:
+        await Cluster(cluster.root, honest).wait_ready(within=90)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(endpoint.run)
+            victim = honest[0]
+            assert await send(endpoint, victim, addresses[victim.node_id],
+                              encode_message(SyncRequest(key.public, {}))) == "accepted"
+            # Two validly signed events by the fourth member at index 0: an equivocation.
+            now = time.time_ns()
+            twins = tuple(Event.create(key, index=0, self_parent=None, other_parent=None, timestamp=now + i,
+                                       transactions=(f"branch-{i}".encode(),)) for i in range(2))
+            await send(endpoint, victim, addresses[victim.node_id], encode_message(EagerPush(twins)))
+            await create_user(honest[1], "after-the-fork")  # a block lets the followers look at the graph
+
+            async def evicted() -> dict[str, Any] | None:
+                blocks = [await evict_block(cluster, n) for n in honest]
+                return blocks[0] if all(b is not None for b in blocks) else None
+
+            block = await eventually(evicted, within=90, what="the forker's eviction committed on every node")
+            effective = block["round_received"] + 6
+
+            async def three_validators() -> bool:
+                seen = [await cluster.get(n, f"/validators/{effective}") for n in honest]
+                return all(v is not None and v["count"] == 3 for v in seen)
+
+            await eventually(three_validators, within=30, what="the peer set without the forker")
+            assert any(cluster.log_events(n, "fork detected: eviction reported") for n in honest)
+            # Consensus continues after the eviction is in force.
+            receipt = await create_user(honest[2], "after-the-eviction")
+            later = await cluster.get(honest[2], f"/block/{receipt['block']}")
+            assert later["round_received"] >= effective
+            nursery.cancel_scope.cancel()
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        for node in honest:
+            node.stop()
