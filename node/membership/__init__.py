@@ -1,7 +1,8 @@
 """Dynamic membership: joins, leaves and evictions of proven forkers, decided on the chain.
 
 `chain_actions` registers the records (`/membership/join`, `/membership/remove`,
-`/membership/evict`); `handlers` checks them deterministically and keeps the peer-set history in
+`/membership/evict`, and `/membership/tick`, a no-op that keeps an idle origin's rounds moving
+until a change is in force); `handlers` checks them deterministically and keeps the peer-set history in
 chain state (`state`); `follower` applies each committed change to the running hashgraph from
 round R + 6 and turns locally seen fork evidence into eviction records; `plugin` runs the follower
 as a daemon service.

@@ -23,7 +23,8 @@ from node.actions.errors import ActionRejected, Reason
 from node.consensus.errors import EventDecodeError
 from node.consensus.event import PUBLIC_KEY_BYTES, Event
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
-from node.membership.state import HISTORY_KEY, changes, evidence_key, evidence_of, latest_members
+from node.crypto import fingerprint
+from node.membership.state import HISTORY_KEY, changes, evicted_key, evidence_key, evidence_of, latest_members
 from node.trust.certs import load_certificate
 from node.trust.chain_state import CA_KEY, revocations
 from node.trust.errors import TrustError
@@ -147,4 +148,5 @@ def evict(ctx: ActionContext, args: dict[str, Any]) -> Any:
         "creator": forker.hex(), "index": a.index, "a": first.to_wire().hex(), "b": second.to_wire().hex(),
         "block": ctx.block.index, "by": ctx.actor,
     })
+    ctx.state.put_obj(evicted_key(fingerprint(forker)), forker.hex())
     return _append(ctx, "evict", forker, tuple(m for m in members if m != forker))

@@ -4,6 +4,7 @@ Key layout (values canonical msgpack, written only by `node.membership.handlers`
 
     membership/history            list of changes, oldest first (see below)
     membership/evidence/<hex>     {"creator", "index", "a", "b", "block", "by"}: a committed fork proof
+    membership/evicted/<node id>  hex public key of a member evicted for forking (node id -> key)
 
 A change is {"seq", "block", "change": "join"|"leave"|"evict", "peer": hex public key,
 "members": [hex...] (the whole peer set after the change, sorted), "by": node id,
@@ -30,6 +31,7 @@ PATHS = (JOIN_PATH, REMOVE_PATH, EVICT_PATH, TICK_PATH)
 
 HISTORY_KEY = b"membership/history"
 EVIDENCE_PREFIX = b"membership/evidence/"
+EVICTED_PREFIX = b"membership/evicted/"
 
 
 class Reader(Protocol):
@@ -38,6 +40,29 @@ class Reader(Protocol):
 
 def evidence_key(creator_hex: str) -> bytes:
     return EVIDENCE_PREFIX + creator_hex.encode()
+
+
+def evicted_key(node_id: str) -> bytes:
+    return EVICTED_PREFIX + node_id.encode()
+
+
+def is_evicted(reader: Reader, node_id: str) -> bool:
+    """Whether the node was evicted for forking (the trust layer may revoke its certificate on it)."""
+    return reader.get(evicted_key(node_id)) is not None
+
+
+class Iterating(Protocol):
+    def iterate(self, prefix: bytes = b"") -> Any: ...
+
+
+def fork_proofs(state: Iterating) -> list[dict[str, Any]]:
+    """Every committed fork proof (what the API shows as evidence), by creator."""
+    out = []
+    for _, raw in state.iterate(EVIDENCE_PREFIX):
+        value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+        if isinstance(value, dict):
+            out.append(value)
+    return out
 
 
 def _get_obj(reader: Reader, key: bytes) -> Any:
