@@ -1,6 +1,11 @@
-"""`node leave`: take this node out of its origin's peer set through the running node.
+"""`node leave` and `node join`: membership changes of this node, decided by the origin's chain.
 
-It signs `/membership/remove` for its own key with the node key (from the home), submits it to the
+`node join --via URL` signs `/membership/join` with this home's key and its CA-issued certificate
+(`keys/node.crt`), submits it to a member's API and waits until the origin has decided the round
+from which this node is a member.  (Starting the joined node itself needs the engine to accept a
+home whose key is not in genesis.json: see the membership report.)
+
+`node leave` signs `/membership/remove` for its own key with the node key (from the home), submits it to the
 running node's API, waits for the receipt, then until the origin has decided the round where the
 removal is in force (R + 6, R the round received of the block that committed it).
 """
@@ -20,14 +25,15 @@ from node.actions.errors import ClientError
 from node.commands.status import find_api
 from node.config import resolve_home
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
+from node.engine.paths import issued_certificate_path
 from node.errors import InvalidInput
-from node.membership.state import REMOVE_PATH
+from node.membership.state import JOIN_PATH, REMOVE_PATH
 from node.runtime.cli_support import OneLineCommand, home_option
 from node.runtime.home import Home
 
 
 class LeaveFailed(InvalidInput):
-    """The origin refused the removal, or it did not take effect in time."""
+    """The origin refused the change, or it did not take effect in time."""
 
 
 def _get(url: str, timeout: float) -> Any:
@@ -54,23 +60,21 @@ def wait_until_decided(url: str, rnd: int, deadline: float, echo: Any = None) ->
     raise LeaveFailed(f"round {rnd} was not decided in time (last decided: {last})")
 
 
-def leave_origin(url: str, home_root: Path, *, timeout: float, echo: Any = None) -> dict[str, Any]:
-    """Submit the removal of this node and wait until it is in force; returns a summary."""
-    key = Home(home_root).load_key()
-    deadline = time.monotonic() + timeout
-    with ActionClient(key, url, clock=time.time_ns, timeout_s=timeout) as client:
-        envelope = client.build(REMOVE_PATH, {"peer": key.public.hex()})
-        try:
-            receipt = client.send(envelope, wait=True)
-        except ClientError as exc:
-            raise LeaveFailed(str(exc)) from None
+def _commit_and_wait(url: str, client: ActionClient, path: str, args: dict[str, Any], deadline: float,
+                     echo: Any) -> tuple[int, int]:
+    """Submit, wait for an accepted receipt, then until R + 6 is decided; (block, effective round)."""
+    envelope = client.build(path, args)
+    try:
+        receipt = client.send(envelope, wait=True)
+    except ClientError as exc:
+        raise LeaveFailed(str(exc)) from None
     if not isinstance(receipt, dict) or not receipt.get("ok"):
         reason = receipt.get("reason") if isinstance(receipt, dict) else None
         detail = receipt.get("detail") if isinstance(receipt, dict) else None
-        raise LeaveFailed(f"the origin refused the removal: {reason}{f' ({detail})' if detail else ''}")
+        raise LeaveFailed(f"the origin refused {path}: {reason}{f' ({detail})' if detail else ''}")
     index = int(receipt["block"])
     if echo is not None:
-        echo(f"removal committed in block {index}")
+        echo(f"committed in block {index}")
     block = _get(f"{url}/block/{index}", 5.0)
     rnd = block.get("round_received") if isinstance(block, dict) else None
     if not isinstance(rnd, int):
@@ -79,7 +83,33 @@ def leave_origin(url: str, home_root: Path, *, timeout: float, echo: Any = None)
     if echo is not None:
         echo(f"in force from round {effective}")
     wait_until_decided(url, effective, deadline, echo)
-    return {"block": index, "round_received": rnd, "effective_round": effective, "node_id": key.fingerprint}
+    return index, effective
+
+
+def join_origin(via: str, home_root: Path, *, address: str | None, timeout: float, echo: Any = None) -> dict[str, Any]:
+    """Ask the origin, through the member at `via`, to add this home's node; waits until in force."""
+    key = Home(home_root).load_key()
+    cert_path = issued_certificate_path(home_root)
+    try:
+        cert = cert_path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LeaveFailed(f"no CA-issued certificate at {cert_path} ({exc}): ask the origin CA first") from None
+    args: dict[str, Any] = {"cert": cert}
+    if address is not None:
+        args["address"] = address
+    deadline = time.monotonic() + timeout
+    with ActionClient(key, via, clock=time.time_ns, timeout_s=timeout) as client:
+        index, effective = _commit_and_wait(via, client, JOIN_PATH, args, deadline, echo)
+    return {"block": index, "effective_round": effective, "node_id": key.fingerprint}
+
+
+def leave_origin(url: str, home_root: Path, *, timeout: float, echo: Any = None) -> dict[str, Any]:
+    """Submit the removal of this node and wait until it is in force; returns a summary."""
+    key = Home(home_root).load_key()
+    deadline = time.monotonic() + timeout
+    with ActionClient(key, url, clock=time.time_ns, timeout_s=timeout) as client:
+        index, effective = _commit_and_wait(url, client, REMOVE_PATH, {"peer": key.public.hex()}, deadline, echo)
+    return {"block": index, "effective_round": effective, "node_id": key.fingerprint}
 
 
 @click.command("leave", cls=OneLineCommand)
@@ -95,4 +125,17 @@ def leave(home: str | None, api: str | None, timeout: float) -> None:
     click.echo(f"left: node {done['node_id']} is out of the peer set from round {done['effective_round']}")
 
 
-COMMANDS = [leave]
+@click.command("join", cls=OneLineCommand)
+@home_option
+@click.option("--via", "via", required=True, metavar="URL", help="the API base URL of a member of the origin")
+@click.option("--address", metavar="HOST:PORT", help="where the members reach this node (its listen address)")
+@click.option("--timeout", type=click.FloatRange(min=1, max=3600), default=120.0, show_default=True,
+              help="seconds to wait for the join to be in force")
+def join(home: str | None, via: str, address: str | None, timeout: float) -> None:
+    """Ask the origin (through a member) to add this node from round R+6; waits until it is in force."""
+    root, _ = resolve_home(home, os.environ)
+    done = join_origin(via.rstrip("/"), Path(root), address=address, timeout=timeout, echo=click.echo)
+    click.echo(f"joined: node {done['node_id']} is a member from round {done['effective_round']}")
+
+
+COMMANDS = [leave, join]

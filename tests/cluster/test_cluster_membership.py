@@ -1,5 +1,8 @@
-"""Issue 11: a member of a running 4-node origin leaves (`node leave`); the other three keep
-deciding, under a peer set of three from round R + 6 on, and agree on every block."""
+"""Issue 11 on real processes: a member leaves (`node leave`) and the other three keep
+deciding, under a peer set of three from round R + 6 on, and agree on every block; an equivocating
+member is evicted with no human in the loop; a join (`node join --via`) grows the peer set to five
+while the four running members keep deciding (the joined node itself is not started: the engine
+does not accept a home outside genesis.json yet)."""
 
 from __future__ import annotations
 
@@ -135,3 +138,53 @@ async def test_a_member_that_forks_is_evicted_automatically(tmp_path: Path) -> N
     finally:
         for node in honest:
             node.stop()
+
+
+async def test_a_join_grows_the_peer_set_to_five_and_the_origin_keeps_deciding(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from node.commands.membership_cmd import LeaveFailed, join_origin
+    from node.engine.paths import issued_certificate_path
+    from node.runtime.home import Home, init_home
+    from node.trust import make_csr
+    from node.trust.ca_dir import CaDirectory
+    from node.trust.certs import certificate_pem
+
+    cluster = Cluster.create(tmp_path / "net", nodes=4)
+    joiner = Home(tmp_path / "joiner")
+    init_home(joiner, ORIGIN)
+    ca = CaDirectory(Path(manifest(cluster.root)["origins"][0]["ca"]["dir"])).load_ca()
+    issued = ca.issue(make_csr(joiner.load_key(), ORIGIN), dt.datetime.now(dt.UTC))
+    issued_certificate_path(joiner.root).write_bytes(certificate_pem(issued))
+    cluster.start()
+    try:
+        await cluster.wait_ready(within=90)
+        await create_user(cluster.nodes[0], "before-join")
+        via = cluster.nodes[1]
+
+        def join() -> dict[str, Any]:
+            return join_origin(via.api, joiner.root, address="127.0.0.1:9", timeout=120)
+
+        with trio.fail_after(150):
+            done = await trio.to_thread.run_sync(join)
+        effective = done["effective_round"]
+        for node in cluster.nodes:
+            validators = await cluster.get(node, f"/validators/{effective}")
+            assert validators["count"] == 5 and validators["supermajority"] == 4, validators
+        # The four running members are a supermajority of five: they keep deciding, and agree.
+        receipt = await create_user(cluster.nodes[2], "after-join")
+
+        async def same_block() -> bool:
+            seen = [await cluster.get(n, f"/block/{receipt['block']}") for n in cluster.nodes]
+            return all(b is not None for b in seen) and len({(b["hash"], b["state_hash"]) for b in seen}) == 1
+
+        await eventually(same_block, within=60, what="the four members agreeing after the join")
+        assert (await cluster.get(cluster.nodes[2], f"/block/{receipt['block']}"))["round_received"] >= effective
+        # The same key cannot join twice.
+        with pytest.raises(LeaveFailed, match="exists"):
+            await trio.to_thread.run_sync(join)
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
