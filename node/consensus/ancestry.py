@@ -4,7 +4,10 @@ Without forks every creator's events form one chain, so `la` index comparisons a
 question in O(1) per creator (strongly-see: x's newest ancestor by c, looked up by `la[c]` in c's
 chain, has y as ancestor).  A creator that forked (two events with one index) is tracked with
 explicit "tips" (its maximal events among an event's ancestors); only questions about such a
-creator walk its self-parent chain, and a forker's cost is bounded by the two-branches rule.
+creator walk its self-parent chain, and only at indices where it forked (below those, one event
+per index: self-descent is an index comparison).  A forker's cost is bounded by the branches
+stored per index (`hashgraph.MAX_BRANCHES`): an event's tips are merged from its parents' tips,
+comparing only the tips one parent has and the other lacks.
 """
 
 from __future__ import annotations
@@ -12,15 +15,12 @@ from __future__ import annotations
 from node.consensus.records import NO_DESCENDANT, EventRecord
 
 
-def _index_desc(rec: EventRecord) -> int:
-    return -rec.index
-
-
 class Ancestry:
     def __init__(self) -> None:
         self.events: dict[bytes, EventRecord] = {}
-        self.chains: list[dict[int, list[EventRecord]]] = []  # column -> index -> (at most 2) events
+        self.chains: list[dict[int, list[EventRecord]]] = []  # column -> index -> events (several: a fork)
         self.forkers: set[int] = set()
+        self.fork_indices: dict[int, set[int]] = {}  # forker column -> indices holding several events
 
     # -- forks ------------------------------------------------------------------------------------
 
@@ -38,57 +38,60 @@ class Ancestry:
         """b is a or on a's self-parent chain (same creator)."""
         if a.index < b.index:
             return False
-        slot = self.chains[b.col].get(b.index)
-        if slot is not None and len(slot) == 1 and slot[0] is b:
-            return True  # the only event at b's index: every later event of the creator descends from it
+        forked = self.fork_indices.get(b.col)
+        if forked is None or b.index not in forked:
+            return True  # never two events at b's index: every later event of the creator descends from b
         cur: EventRecord | None = a
         while cur is not None and cur.index > b.index:
             cur = self.events.get(cur.sp) if cur.sp is not None else None
         return cur is b
 
-    def _reduce_tips(self, candidates: list[EventRecord]) -> tuple[EventRecord, ...]:
-        """The candidates (events of one creator) that are no self-ancestor of another one, in
-        first-seen order.  One walk down from each candidate, highest first, each stopping where
-        an earlier walk passed: linear in the events between the candidates, not quadratic."""
-        unique: dict[bytes, EventRecord] = {}
-        for cand in candidates:
-            unique.setdefault(cand.hash, cand)
-        if len(unique) == 1:
-            return tuple(unique.values())
-        low = min(c.index for c in unique.values())
-        passed: set[bytes] = set()
-        events = self.events
-        for top in sorted(unique.values(), key=_index_desc):
-            if top.hash in passed:
-                continue  # below a higher candidate: its chain was walked already
-            h = top.sp
-            while h is not None and h not in passed:
-                passed.add(h)
-                rec = events.get(h)
-                if rec is None or rec.index <= low:
-                    break
-                h = rec.sp
-        return tuple(c for h, c in unique.items() if h not in passed)
+    def _merge_tips(
+        self, a: tuple[EventRecord, ...], b: tuple[EventRecord, ...]
+    ) -> tuple[EventRecord, ...]:
+        """The union of two reduced tip sets, reduced.  Neither set has an element above another
+        of its own, so only elements of one set that the other lacks are compared (few, and mostly
+        recent: cheap self-descent tests)."""
+        if not b or a == b:
+            return a
+        if not a:
+            return b
+        only_a = [t for t in a if t not in b]
+        only_b = [t for t in b if t not in a]
+        if not only_b:
+            return a
+        if not only_a:
+            return b
+        below: set[bytes] = set()
+        for low_side, high_side in ((only_a, only_b), (only_b, only_a)):
+            for t in low_side:
+                if any(o.index > t.index and self.self_descends(o, t) for o in high_side):
+                    below.add(t.hash)
+        return tuple(t for t in a if t.hash not in below) + tuple(t for t in only_b if t.hash not in below)
 
-    def compute_fork_view(self, rec: EventRecord, parents: list[EventRecord]) -> None:
+    def compute_fork_view(self, rec: EventRecord, sp: EventRecord | None, op: EventRecord | None) -> None:
         """Set `rec.tips` and `rec.forks_seen` (only called once some creator has forked)."""
         seen: set[int] = set()
-        for p in parents:
-            seen |= p.forks_seen
+        for p in (sp, op):
+            if p is not None:
+                seen |= p.forks_seen
         tips: dict[int, tuple[EventRecord, ...]] = {}
         for col in self.forkers:
-            views = [t for t in (self.tips(p, col) for p in parents) if t]
-            if rec.col != col and (not views or len(views) == 1 or views[0] == views[1]):
-                if not views:
-                    continue
-                reduced = views[0]  # one parent's view, already reduced: nothing to merge
-            else:
-                cands: list[EventRecord] = [rec] if rec.col == col else []
-                for view in views:
-                    cands.extend(view)
-                reduced = self._reduce_tips(cands)
-            tips[col] = reduced
-            if len(reduced) > 1:
+            merged = self._merge_tips(
+                self.tips(sp, col) if sp is not None else (), self.tips(op, col) if op is not None else ()
+            )
+            if rec.col == col:
+                # rec is above its self-parent and whatever is below that; a reduced set holds at
+                # most one event of rec's chain, normally sp itself.
+                if sp is not None and sp in merged:
+                    merged = tuple(t for t in merged if t is not sp)
+                else:
+                    merged = tuple(t for t in merged if not self.self_descends(rec, t))
+                merged = (rec, *merged)
+            if not merged:
+                continue
+            tips[col] = merged
+            if len(merged) > 1:
                 seen.add(col)
         rec.tips = tips
         rec.forks_seen = frozenset(seen)

@@ -313,8 +313,9 @@ class Hashgraph:
         if slot is not None:
             self.fork_evidence.append((slot[0].event, event))
             anc.forkers.add(col)
+            anc.fork_indices.setdefault(col, set()).add(index)
         if anc.forkers:
-            anc.compute_fork_view(rec, [p for p in (sp, op) if p is not None])
+            anc.compute_fork_view(rec, sp, op)
         # The round (`_place`, inlined for the common case: pr's round and peer set are reused).
         if sp is None or op is None or anc.forkers:
             rnd = self._place(rec, sp, op)

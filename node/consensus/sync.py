@@ -34,7 +34,7 @@ Heads = dict[bytes, bytes]
 SYNC_LIMIT = 1000  # events per response or push
 MAX_FRAME_BYTES = codec.MAX_MESSAGE_BYTES
 MAX_KNOWN_ENTRIES = 10_000  # members in one Known map
-MAX_FORK_TIPS = 16  # tips listed per forker (the graph stores at most two branches per index)
+MAX_FORK_TIPS = 16  # tips listed per forker (the graph stores at most MAX_BRANCHES = 10 per index)
 
 _SYNC_REQUEST = 1
 _SYNC_RESPONSE = 2
