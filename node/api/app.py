@@ -38,7 +38,7 @@ MAX_MEMBER_CHARS = 128
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _ROUTE_NAMES = frozenset({
-    "status", "stats", "peers", "genesispeers", "validators", "block", "blocks", "graph", "events", "rounds",
+    "status", "stats", "peers", "genesispeers", "validators", "history", "block", "blocks", "graph", "events", "rounds",
     "executors", "federation", "certificates", "health", "ready", "metrics", "actions", "signals", "openapi.json",
 })
 
@@ -164,6 +164,9 @@ def build_app(view: NodeView) -> Starlette:
     async def executors(request: Request) -> Response:
         return JSONResponse(queries.executors(view))
 
+    async def history(request: Request) -> Response:
+        return JSONResponse({"history": queries.history(view)})
+
     async def executor_request(request: Request) -> Response:
         return JSONResponse(queries.executor_request(view, request.path_params["request"]))
 
@@ -280,6 +283,7 @@ def build_app(view: NodeView) -> Starlette:
         Route("/peers", peers),
         Route("/genesispeers", genesispeers),
         Route("/validators/{round}", validators),
+        Route("/history", history),
         Route("/block/{index}", block),
         Route("/blocks/{start}", blocks),
         Route("/graph", graph),

@@ -97,6 +97,17 @@ def validators(view: NodeView, rnd: int) -> JSONDict:
             "count": len(members), "supermajority": sm, "trust_count": tc}
 
 
+def history(view: NodeView) -> list[JSONDict]:
+    """Every peer set of the origin, with the round it takes effect (genesis first)."""
+    if view.history_source is not None:
+        return view.history_source()
+    graph = view.graph
+    if graph is None:
+        return []
+    return [{"effective_round": rnd, "members": [m.hex() for m in ps.members], "count": len(ps),
+             "supermajority": ps.supermajority} for rnd, ps in graph.peers.effective_rounds()]
+
+
 # -- blocks -------------------------------------------------------------------------------------
 
 

@@ -119,6 +119,7 @@ class NodeView:
         self.executors_source = executors
         self.federation_source = federation
         self.certificates_source = certificates
+        self.history_source: Callable[[], list[JSONDict]] | None = None  # the peer-set history (membership)
         self.decode_block = decode_block
         self._clock = clock
         self.started_at = clock()

@@ -40,6 +40,8 @@ from node.engine.records import topological
 from node.engine.trust import EngineTrust
 from node.engine.tuning import BUSY_HEARTBEAT_NS, IDLE_HEARTBEAT_NS
 from node.errors import ConfigError
+from node.membership.follower import restore_peer_sets
+from node.membership.plugin import history_of, round_of_block
 from node.runtime.phases import Phase, PhaseChange, Trigger
 from node.runtime.service import NodeContext
 from node.storage.chain import ChainStore
@@ -99,7 +101,7 @@ class ConsensusEngine:
         self.genesis = genesis_for(ctx)
         self.origin = self.genesis.origin
         self.peers = peer_addresses(self.genesis, ctx.key.fingerprint, ctx.settings.peers)
-        self.peer_set = PeerSet.of(self.genesis.public_keys)
+        self.peer_set = PeerSet.of(self.genesis.public_keys)  # the genesis members; see `current_peers`
         self.graph = Hashgraph(PeerSchedule(self.peer_set), keep_rounds=ctx.settings.keep_rounds)
         self.core = MemberCore(ctx.key, self.graph, SelfEventPolicy(BUSY_HEARTBEAT_NS, IDLE_HEARTBEAT_NS))
         self.chain: ChainStore | None = None
@@ -133,6 +135,8 @@ class ConsensusEngine:
         events = []
         for _, wire in chain.all_events():
             events.append(Event.from_wire(wire))
+        # Committed membership changes first: the stored events' rounds depend on the peer sets.
+        restore_peer_sets(self.graph, chain.state, round_of_block(chain))
         count = 0
         # Stored events were verified when they first arrived; re-checking them all would make a
         # restart cost one signature verification per event of history.
@@ -173,6 +177,7 @@ class ConsensusEngine:
             executors = self.executors = ExecutorRunner(self)
             self.block_listeners.append(executors.block_applied)
             view.executors_source = executors.describe
+            view.history_source = lambda: history_of(self)
             view.wait_carried = self.wait_carried
             api = ApiService(view, bind=self.ctx.settings.api, home=self.ctx.home)
             series_store = await trio.to_thread.run_sync(TimeSeriesStore, self.ctx.home.data / "timeseries.duckdb")
@@ -230,7 +235,7 @@ class ConsensusEngine:
         """A sync response read from disk when the peer lacks events pruned from memory."""
         if self.chain is None or not self.graph.behind_memory(request.known):
             return None
-        chain, creators, known = self.chain, self.genesis.public_keys, self.graph.known()
+        chain, creators, known = self.chain, self.graph.peers.all_members(), self.graph.known()
         events = await trio.to_thread.run_sync(
             events_from_store, chain, creators, request.known, known, self.core.sync_limit
         )
@@ -418,6 +423,11 @@ class ConsensusEngine:
         self.phase_times.append((phase, after))
         log.info("phase reached", phase=phase, after_s=after, trigger=trigger)
 
+    @property
+    def current_peers(self) -> PeerSet:
+        """The peer set in force now (genesis members, changed by committed joins and removals)."""
+        return self.graph.peers.at(max(self.graph.last_round, 0))
+
     def connected_peers(self) -> list[str]:
         horizon = time.monotonic() - HEARD_WINDOW_S
         return sorted(node_id for node_id, at in self.heard.items() if at >= horizon)
@@ -425,7 +435,7 @@ class ConsensusEngine:
     async def _phase_loop(self) -> None:
         phases = self.ctx.phases
         while True:
-            if phases.phase is Phase.CA_ISSUED and len(self.connected_peers()) + 1 >= self.peer_set.supermajority:
+            if phases.phase is Phase.CA_ISSUED and len(self.connected_peers()) + 1 >= self.current_peers.supermajority:
                 phases.fire(Trigger.CONSENSUS_JOINED)
                 log.info("consensus joined", peers=len(self.connected_peers()))
             if self.view is not None:
@@ -436,7 +446,7 @@ class ConsensusEngine:
         last = self.last_block
         return {
             "origin": self.origin,
-            "members": len(self.genesis.members),
+            "members": len(self.current_peers),
             "connected_peers": self.connected_peers(),
             "last_block": None if last is None else last.index,
             "last_state_hash": None if last is None else last.state_hash.hex(),

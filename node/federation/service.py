@@ -178,7 +178,7 @@ class FederationService:
         assert engine is not None and engine.chain is not None
         members = [m.node_id for m in engine.genesis.members]
         self.records = zone_from_state(
-            engine.chain.state, engine.origin, members, quorum=engine.peer_set.supermajority
+            engine.chain.state, engine.origin, members, quorum=engine.current_peers.supermajority
         )
 
     # -- the API: users' actions for other origins -----------------------------------------------------
@@ -319,7 +319,7 @@ class FederationService:
             return BlockProof(block, tuple(book.signatures(block.index)))
         if engine.chain is not None:  # an older block: its signatures are on disk
             stored = engine.chain.block_signatures(block.index)
-            if len(stored) >= engine.peer_set.supermajority:
+            if len(stored) >= engine.current_peers.supermajority:
                 return BlockProof(block, tuple(BlockSignature(v, block.index, s) for v, s in stored.items()))
         return None
 
