@@ -119,9 +119,14 @@ def decide_fame(graph: Hashgraph) -> bool:
     batch (a restart, a catch-up) costs in proportion to its size, not to its size times its rounds.
     """
     pending, graph.pending_witnesses = graph.pending_witnesses, []
-    if len(pending) > 1:
-        pending.sort(key=_round_of)  # (stable: insertion order inside a round)
     graph.fame_decisions = 0
+    if len(pending) == 1 and not graph.anc.forkers:  # the common case: consensus runs per event
+        y = pending[0]
+        if y.famous is None and y.round < graph.last_round:
+            _vote_on(graph, y)
+        _vote_plain(graph, y)
+        return _close_rounds(graph, graph.last_round - 1) if graph.fame_decisions else False
+    pending.sort(key=_round_of)  # (stable: insertion order inside a round)
     for x in pending:
         if x.famous is None and x.round < graph.last_round:  # (no later witnesses: nobody to vote)
             _vote_on(graph, x)

@@ -368,7 +368,12 @@ class Hashgraph:
             if rec.strongly_seen_prev is None and rnd > 0 and not anc.forkers:
                 # Fame will ask which witnesses of rnd - 1 this witness strongly sees.
                 prev = self.rounds.get(rnd - 1)
-                if prev is not None and (self._pcache.get(rnd - 1) or self._peer_columns(rnd - 1)).counted:
+                ppc = self._pcache.get(rnd - 1) or self._peer_columns(rnd - 1)
+                if prev is not None and ppc.every_column:  # `_strongly_seen`, inlined
+                    total = sum(map(dict.get, prev.wvecs, la, _ZEROS)) + sum(map(dict.get, info.pwvecs, la, _ZEROS))
+                    hits = (total + rec.pwvec + ppc.threshold_add) & ppc.top_bits
+                    rec.strongly_seen_prev = _witnesses_in(prev.witnesses, hits)
+                elif prev is not None and ppc.counted:
                     hits = self._strongly_seen(rec, rnd - 1, rec.pwvec, prev, info)
                     rec.strongly_seen_prev = _witnesses_in(prev.witnesses, hits)
             rec.wvec |= 1 << (FIELD * len(info.witnesses))
