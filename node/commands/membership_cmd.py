@@ -2,8 +2,10 @@
 
 `node join --via URL` signs `/membership/join` with this home's key and its CA-issued certificate
 (`keys/node.crt`), submits it to a member's API and waits until the origin has decided the round
-from which this node is a member.  (Starting the joined node itself needs the engine to accept a
-home whose key is not in genesis.json: see the membership report.)
+from which this node is a member, then writes the committed peer-set history the member shows
+(`/history`) to `HOME/config/membership.json`.  With it, and the origin's genesis.json and CA
+certificate copied into the home, `node start` runs the joined node: it catches up and creates
+events from its round on.
 
 `node leave` signs `/membership/remove` for its own key with the node key (from the home), submits it to the
 running node's API, waits for the receipt, then until the origin has decided the round where the
@@ -27,6 +29,7 @@ from node.config import resolve_home
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
 from node.engine.paths import issued_certificate_path
 from node.errors import InvalidInput
+from node.membership.joined import write_joined
 from node.membership.state import JOIN_PATH, REMOVE_PATH
 from node.runtime.cli_support import OneLineCommand, home_option
 from node.runtime.home import Home
@@ -100,7 +103,25 @@ def join_origin(via: str, home_root: Path, *, address: str | None, timeout: floa
     deadline = time.monotonic() + timeout
     with ActionClient(key, via, clock=time.time_ns, timeout_s=timeout) as client:
         index, effective = _commit_and_wait(via, client, JOIN_PATH, args, deadline, echo)
-    return {"block": index, "effective_round": effective, "node_id": key.fingerprint}
+    written = save_history(via, home_root, key.public, effective)
+    if echo is not None:
+        echo(f"peer-set history written to {written}")
+    return {"block": index, "effective_round": effective, "node_id": key.fingerprint, "history": str(written)}
+
+
+def save_history(via: str, home_root: Path, own_key: bytes, effective: int) -> Path:
+    """Fetch the committed peer-set history from the member and keep it in the home: the engine
+    schedules it before catching up (a joiner is not in genesis.json)."""
+    status, history = _get(via + "/status", 10.0), _get(via + "/history", 10.0)
+    rows = history.get("history") if isinstance(history, dict) else None
+    origin = status.get("origin") if isinstance(status, dict) else None
+    if not isinstance(rows, list) or not isinstance(origin, str):
+        raise LeaveFailed(f"{via} did not answer /status and /history: start this node after fetching them")
+    mine = [r for r in rows if isinstance(r, dict) and r.get("effective_round") == effective
+            and own_key.hex() in (r.get("members") or [])]
+    if not mine:
+        raise LeaveFailed(f"{via}/history does not show this node in the peer set from round {effective} yet")
+    return write_joined(Home(home_root).config_file.parent, origin, rows)
 
 
 def leave_origin(url: str, home_root: Path, *, timeout: float, echo: Any = None) -> dict[str, Any]:

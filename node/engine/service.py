@@ -41,6 +41,7 @@ from node.engine.trust import EngineTrust
 from node.engine.tuning import BUSY_HEARTBEAT_NS, IDLE_HEARTBEAT_NS
 from node.errors import ConfigError
 from node.membership.follower import restore_peer_sets
+from node.membership.joined import JoinedHistory, joined_peer_addresses, load_joined
 from node.membership.plugin import history_of, round_of_block
 from node.runtime.phases import Phase, PhaseChange, Trigger
 from node.runtime.service import NodeContext
@@ -60,7 +61,7 @@ def election_of(block: Block) -> tuple[int, bytes] | None:
     return None if election is None else (election.round_received, election.seed)
 
 
-def genesis_for(ctx: NodeContext) -> Genesis:
+def genesis_for(ctx: NodeContext, joined: JoinedHistory | None = None) -> Genesis:
     path = ctx.home.config_file.parent / "genesis.json"
     genesis = load_genesis(path)
     origin = ctx.settings.origin
@@ -72,8 +73,13 @@ def genesis_for(ctx: NodeContext) -> Genesis:
         genesis = Genesis(origin or "", (Member(ctx.key.fingerprint, ctx.key.public, host_port),))
     if origin is not None and genesis.origin != origin:
         raise ConfigError(f"{path} is the genesis of {genesis.origin}, not of {origin}")
-    if genesis.member(ctx.key.fingerprint) is None:
-        raise ConfigError(f"this node ({ctx.key.fingerprint}) is not a member in {path}")
+    if joined is not None and joined.origin != genesis.origin:
+        raise ConfigError(f"the membership history in {path.parent} is of {joined.origin}, not of {genesis.origin}")
+    # A node that joined later is in the committed history `node join` wrote, not in genesis.json.
+    latest = joined.latest() if joined is not None else None
+    if genesis.member(ctx.key.fingerprint) is None and (latest is None or ctx.key.public not in latest):
+        raise ConfigError(f"this node ({ctx.key.fingerprint}) is not a member in {path} "
+                          "(a joining node runs `node join --via URL` first)")
     return genesis
 
 
@@ -98,11 +104,16 @@ class ConsensusEngine:
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
-        self.genesis = genesis_for(ctx)
+        self.joined = load_joined(ctx.home.config_file.parent)  # a joiner's peer-set history (`node join`)
+        self.genesis = genesis_for(ctx, self.joined)
         self.origin = self.genesis.origin
         self.peers = peer_addresses(self.genesis, ctx.key.fingerprint, ctx.settings.peers)
+        self.peers += joined_peer_addresses(self.joined, set(self.genesis.public_keys), ctx.key.public)
         self.peer_set = PeerSet.of(self.genesis.public_keys)  # the genesis members; see `current_peers`
         self.graph = Hashgraph(PeerSchedule(self.peer_set), keep_rounds=ctx.settings.keep_rounds)
+        if self.joined is not None:
+            # Before any event is inserted: a joiner's rounds must use the sets everyone used.
+            self.joined.apply(self.graph)
         self.core = MemberCore(ctx.key, self.graph, SelfEventPolicy(BUSY_HEARTBEAT_NS, IDLE_HEARTBEAT_NS))
         self.chain: ChainStore | None = None
         self.applier: BlockApplier | None = None
@@ -159,6 +170,8 @@ class ConsensusEngine:
             self.core.run_consensus()  # queue blocks of the restored graph; applied ones are skipped
             self.applier = BlockApplier(chain, self.origin)
             members = frozenset(m.node_id for m in self.genesis.members)
+            if self.joined is not None:
+                members |= self.joined.node_ids()  # later changes: `EngineTrust.set_members` (membership)
             trust = self.trust = EngineTrust(
                 settings=self.ctx.settings, home_root=self.ctx.home.root, key=self.ctx.key, origin=self.origin,
                 members=members, handler=self._handle, on_issued=self._certificate_issued,

@@ -14,6 +14,7 @@ The engine learns of changes through two callbacks: `on_issued()` and `on_lost(r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import secrets
@@ -33,6 +34,7 @@ from node.errors import ConfigError
 from node.fileutil import write_atomically
 from node.transport import Endpoint, PinnedKeys, TlsIdentity
 from node.transport.endpoint import Handler
+from node.transport.mtls import IssuedByCA, PeerAuthenticator
 from node.trust import CaDirectory, certificate_pem
 from node.trust.bootstrap import bootstrap_gate, refuse_trust
 from node.trust.chain_gate import ChainGate
@@ -71,6 +73,8 @@ class EngineTrust:
         started: float | None = None,
     ) -> None:
         self.mode = trust_mode(settings)
+        self.members = members  # node ids accepted as peers; changed by `set_members`
+        self._offline_policy: PeerAuthenticator | None = None
         self._home = home_root
         self._key = key
         self._on_issued = on_issued
@@ -89,6 +93,7 @@ class EngineTrust:
         if self.mode == "offline":
             identity = load_identity(home_root, key, origin, members, now)
             self.offline_issued = identity.ca_issued
+            self._offline_policy = identity.authenticator
             self.endpoint = Endpoint(
                 bind=bind, identity=identity.identity, authenticator=self.gate.wrap(identity.authenticator),
                 handler=handler,
@@ -161,6 +166,36 @@ class EngineTrust:
         endpoint.set_identity(manager.bootstrap_identity())
         endpoint.set_authenticator(self.gate.wrap(manager.bootstrap_policy()))
         return endpoint, manager
+
+    def set_members(self, members: frozenset[str]) -> None:
+        """Accept exactly these node ids as peers from now on (membership changes committed on the
+        chain: a joiner becomes reachable, a removed member is refused at its next handshake)."""
+        if members == self.members:
+            return
+        self.members = members
+        policy: PeerAuthenticator | None
+        if self._offline_policy is not None:
+            current = self._offline_policy
+            if isinstance(current, IssuedByCA):
+                policy = dataclasses.replace(current, members=members)
+            elif isinstance(current, PinnedKeys):
+                policy = dataclasses.replace(current, allowed=members)
+            else:
+                policy = current
+            self._offline_policy = policy
+        elif self.ca is not None:
+            # CaService and TrustManager keep the member list privately and have no setter yet:
+            # set it, then install the policy they would build now (see the membership report).
+            self.ca._members = members
+            policy = self.ca.policy()
+        elif self.manager is not None:
+            self.manager._members = members
+            policy = self.manager._issued_policy() if self.manager.decisions.credential is not None else None
+        else:
+            policy = None
+        if policy is not None:
+            self.endpoint.set_authenticator(self.gate.wrap(policy))
+        log.info("accepted peers changed", members=len(members))
 
     @property
     def ca_issued(self) -> bool:

@@ -129,7 +129,9 @@ class MembershipFollower:
         effective = effective_round(change, lambda _: round_received)
         assert effective is not None
         members = PeerSet.of(bytes.fromhex(m) for m in change["members"])
-        late_by = max(0, self.graph.last_round - effective + 1)
+        # Already scheduled with this very set (a joiner's history from `node join`): in time.
+        scheduled = dict(self.graph.peers.effective_rounds()).get(effective) == members
+        late_by = 0 if scheduled else max(0, self.graph.last_round - effective + 1)
         self.graph.set_peer_set(effective, members)
         if self.store_peer_set is not None:
             self.store_peer_set(effective, codec.pack(list(members.members)))

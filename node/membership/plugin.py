@@ -57,22 +57,47 @@ def follow_gossip(engine: ConsensusEngine) -> Any:
     """A follower listener adding a joiner with an address to the gossip peers."""
 
     def changed(change: AppliedChange) -> None:
-        gossip = engine.gossip
-        if change.change != "join" or change.address is None or gossip is None:
-            return
-        from node.config import split_host_port
-        from node.crypto import fingerprint
-        from node.engine.gossip import PeerAddress
-
-        if change.peer == engine.ctx.key.public or change.peer in gossip.by_key:
-            return
-        host, port = split_host_port(change.address)
-        address = PeerAddress(fingerprint(change.peer), change.peer, host, port)
-        gossip.by_key[change.peer] = address
-        gossip.by_id[address.node_id] = address
-        engine.peers.append(address)
+        if change.change == "join" and change.address is not None:
+            add_gossip_peer(engine, change.peer, change.address)
 
     return changed
+
+
+def accepted_members(engine: ConsensusEngine) -> frozenset[str]:
+    """Node ids the transport must accept: the peer set in force now and every later scheduled one
+    (a joiner before its round, to catch up; a leaver until its removal is in force)."""
+    from node.crypto import fingerprint
+
+    schedule = engine.graph.peers.effective_rounds()
+    now = max(engine.graph.last_round, 0)
+    start = max((i for i, (rnd, _) in enumerate(schedule) if rnd <= now), default=0)
+    return frozenset(fingerprint(m) for _, peers in schedule[start:] for m in peers.members)
+
+
+def follow_trust(engine: ConsensusEngine) -> Any:
+    """A follower listener keeping the transport's accepted peers in step with the chain."""
+
+    def changed(_: AppliedChange) -> None:
+        if engine.trust is not None:
+            engine.trust.set_members(accepted_members(engine))
+
+    return changed
+
+
+def add_gossip_peer(engine: ConsensusEngine, peer: bytes, address: str) -> None:
+    """Gossip with a joined member at its announced address (kept if already known)."""
+    gossip = engine.gossip
+    if gossip is None or peer == engine.ctx.key.public or peer in gossip.by_key:
+        return
+    from node.config import split_host_port
+    from node.crypto import fingerprint
+    from node.engine.gossip import PeerAddress
+
+    host, port = split_host_port(address)
+    entry = PeerAddress(fingerprint(peer), peer, host, port)
+    gossip.by_key[peer] = entry
+    gossip.by_id[entry.node_id] = entry
+    engine.peers.append(entry)
 
 
 class MembershipService:
@@ -96,6 +121,13 @@ class MembershipService:
             store_peer_set=chain.put_peer_set,
         )
         follower.listeners.append(follow_gossip(engine))
+        follower.listeners.append(follow_trust(engine))
+        # After a restart: members that joined earlier are reachable and accepted again.
+        for entry in peer_set_history(chain.state, engine.peer_set, round_of_block(chain)):
+            if entry.change == "join" and entry.peer is not None and entry.address is not None:
+                add_gossip_peer(engine, entry.peer, entry.address)
+        if engine.trust is not None:
+            engine.trust.set_members(accepted_members(engine) | engine.trust.members)
         engine.block_listeners.append(follower.block_applied)
         self.ctx.extras[EXTRAS_KEY] = follower
         log.info("membership following the chain", restored_changes=restored.changes, late=list(restored.late))

@@ -108,13 +108,14 @@ class HistoryEntry:
     change: str  # "genesis" | "join" | "leave" | "evict"
     peer: bytes | None
     block: int | None
+    address: str | None = None  # the QUIC address a joiner announced (what a later joiner dials)
 
     def to_obj(self) -> dict[str, Any]:
         return {
             "effective_round": self.effective_round, "change": self.change, "block": self.block,
             "peer": None if self.peer is None else self.peer.hex(),
             "members": [m.hex() for m in self.members.members], "count": len(self.members),
-            "supermajority": self.members.supermajority,
+            "supermajority": self.members.supermajority, "address": self.address,
         }
 
 
@@ -130,6 +131,7 @@ def peer_set_history(
         if rnd is None:
             continue
         members = PeerSet.of(bytes.fromhex(m) for m in change["members"])
+        address = change.get("address")
         out.append(HistoryEntry(rnd, members, str(change["change"]), bytes.fromhex(change["peer"]),
-                                int(change["block"])))
+                                int(change["block"]), address if isinstance(address, str) else None))
     return out
