@@ -1,8 +1,8 @@
 """Issue 11 on real processes: a member leaves (`node leave`) and the other three keep
 deciding, under a peer set of three from round R + 6 on, and agree on every block; an equivocating
-member is evicted with no human in the loop; a join (`node join --via`) grows the peer set to five
-while the four running members keep deciding (the joined node itself is not started: the engine
-does not accept a home outside genesis.json yet)."""
+member is evicted with no human in the loop; a running origin grows from four to five (`node join
+--via`, then the joined node starts, catches up and creates events) while actions keep flowing, and
+all five agree on every block."""
 
 from __future__ import annotations
 
@@ -140,49 +140,116 @@ async def test_a_member_that_forks_is_evicted_automatically(tmp_path: Path) -> N
             node.stop()
 
 
-async def test_a_join_grows_the_peer_set_to_five_and_the_origin_keeps_deciding(tmp_path: Path) -> None:
+def joiner_home(cluster: Cluster, root: Path) -> NodeProc:
+    """A home for a node outside genesis, made like `node testnet` makes one: its own key, free
+    ports, the origin's genesis.json and CA certificate copied from a member, and a certificate
+    issued (offline) by the origin CA; no CA settings, so it presents that certificate as it is."""
     import datetime as dt
+    import shutil
+    import socket
 
-    from node.commands.membership_cmd import LeaveFailed, join_origin
-    from node.engine.paths import issued_certificate_path
+    from node.commands.testnet import free_port
+    from node.engine.paths import ca_certificate_path, issued_certificate_path
     from node.runtime.home import Home, init_home
     from node.trust import make_csr
     from node.trust.ca_dir import CaDirectory
     from node.trust.certs import certificate_pem
 
-    cluster = Cluster.create(tmp_path / "net", nodes=4)
-    joiner = Home(tmp_path / "joiner")
-    init_home(joiner, ORIGIN)
+    home = Home(root)
+    init_home(home, ORIGIN)
+    member = cluster.nodes[0].home
+    shutil.copy(member / "config" / "genesis.json", home.config_file.parent / "genesis.json")
     ca = CaDirectory(Path(manifest(cluster.root)["origins"][0]["ca"]["dir"])).load_ca()
-    issued = ca.issue(make_csr(joiner.load_key(), ORIGIN), dt.datetime.now(dt.UTC))
-    issued_certificate_path(joiner.root).write_bytes(certificate_pem(issued))
+    issued = ca.issue(make_csr(home.load_key(), ORIGIN), dt.datetime.now(dt.UTC))
+    issued_certificate_path(home.root).write_bytes(certificate_pem(issued))
+    ca_certificate_path(home.root).write_bytes(ca.certificate_pem())
+    listen = f"127.0.0.1:{free_port(socket.SOCK_DGRAM, '127.0.0.1')}"
+    api = f"127.0.0.1:{free_port(socket.SOCK_STREAM, '127.0.0.1')}"
+    home.config_file.write_text(f'origin = "{ORIGIN}"\nlisten = "{listen}"\napi = "{api}"\npeers = []\n')
+    return NodeProc(ORIGIN, home.load_key().fingerprint, home.root, api)
+
+
+async def keep_acting(nodes: list[NodeProc], count: list[int]) -> None:
+    """Actions keep flowing while the origin grows: one user after the other, round-robin."""
+    while True:
+        await create_user(nodes[count[0] % len(nodes)], f"flow-{count[0]}")
+        count[0] += 1
+
+
+async def same_blocks(cluster: Cluster, nodes: list[NodeProc], upto: int) -> list[tuple[str, str]]:
+    """Every node's blocks 0..upto as (hash, state hash); asserts they are all the same."""
+    seen = []
+    for node in nodes:
+        rows: list[tuple[str, str]] = []
+        while len(rows) <= upto:
+            page = await cluster.get(node, f"/blocks/{len(rows)}?count=50")
+            assert page["blocks"], (node.node_id, len(rows), upto)
+            rows += [(b["hash"], b["state_hash"]) for b in page["blocks"]]
+        seen.append(rows[:upto + 1])
+    assert all(rows == seen[0] for rows in seen), "the nodes disagree on a block"
+    return seen[0]
+
+
+async def test_a_running_origin_grows_from_four_to_five_while_actions_flow(tmp_path: Path) -> None:
+    from node.commands.membership_cmd import LeaveFailed, join_origin
+
+    cluster = Cluster.create(tmp_path / "net", nodes=4)
+    joiner = joiner_home(cluster, tmp_path / "joiner")
     cluster.start()
+    members = list(cluster.nodes)
     try:
         await cluster.wait_ready(within=90)
-        await create_user(cluster.nodes[0], "before-join")
-        via = cluster.nodes[1]
+        await create_user(members[0], "before-join")
+        flowed = [0]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep_acting, members, flowed)
+            via = members[1]
+            address = next(line.split('"')[1] for line in (joiner.home / "config" / "node.toml").read_text()
+                           .splitlines() if line.startswith("listen"))
 
-        def join() -> dict[str, Any]:
-            return join_origin(via.api, joiner.root, address="127.0.0.1:9", timeout=120)
+            def join() -> dict[str, Any]:
+                return join_origin(via.api, joiner.home, address=address, timeout=90)
 
-        with trio.fail_after(150):
-            done = await trio.to_thread.run_sync(join)
-        effective = done["effective_round"]
+            with trio.fail_after(100):
+                done = await trio.to_thread.run_sync(join)
+            effective = done["effective_round"]
+            assert done["history"].endswith("membership.json")
+            joiner.start()
+            cluster.nodes.append(joiner)
+            for node in members:
+                validators = await cluster.get(node, f"/validators/{effective}")
+                assert validators["count"] == 5 and validators["supermajority"] == 4, validators
+
+            async def joiner_witness() -> int | None:
+                status = await cluster.get(members[0], "/status")
+                for rnd in range(effective, int(status["latest_round"]) + 1):
+                    info = await cluster.get(members[0], f"/rounds/{rnd}")
+                    if info and any(w["creator"] == joiner.node_id for w in info.get("witnesses", [])):
+                        return rnd
+                return None
+
+            # The joined node catches up, then creates events from its round on (seen by a member).
+            first = await eventually(joiner_witness, within=60, what="a witness created by the joined node")
+            assert first >= effective
+            receipt = await create_user(joiner, "through-the-joiner")
+            nursery.cancel_scope.cancel()
+        assert flowed[0] > 0
+        last = receipt["block"]
+
+        async def everyone_has_it() -> bool:
+            seen = [await cluster.get(n, f"/block/{last}") for n in cluster.nodes]
+            return all(b is not None for b in seen)
+
+        await eventually(everyone_has_it, within=60, what="every node, the joiner too, at the last block")
+        blocks = await same_blocks(cluster, cluster.nodes, last)
+        assert len(blocks) == last + 1
         for node in cluster.nodes:
-            validators = await cluster.get(node, f"/validators/{effective}")
-            assert validators["count"] == 5 and validators["supermajority"] == 4, validators
-        # The four running members are a supermajority of five: they keep deciding, and agree.
-        receipt = await create_user(cluster.nodes[2], "after-join")
-
-        async def same_block() -> bool:
-            seen = [await cluster.get(n, f"/block/{receipt['block']}") for n in cluster.nodes]
-            return all(b is not None for b in seen) and len({(b["hash"], b["state_hash"]) for b in seen}) == 1
-
-        await eventually(same_block, within=60, what="the four members agreeing after the join")
-        assert (await cluster.get(cluster.nodes[2], f"/block/{receipt['block']}"))["round_received"] >= effective
+            late = cluster.log_events(node, "membership change applied too late: rounds at or past its effective "
+                                            "round were already placed with the old peer set")
+            assert late == [], (node.node_id, late)
         # The same key cannot join twice.
         with pytest.raises(LeaveFailed, match="exists"):
-            await trio.to_thread.run_sync(join)
+            await trio.to_thread.run_sync(lambda: join_origin(via.api, joiner.home, address=None, timeout=30))
     except BaseException:
         print(cluster.logs())
         raise
