@@ -25,8 +25,18 @@ from node import codec
 from node.consensus.hashgraph import Hashgraph
 from node.consensus.node_core import TransactionRefused
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS, PeerSet
+from node.crypto import fingerprint
 from node.engine.apply import AppliedBlock
-from node.membership.state import EVICT_PATH, HISTORY_KEY, Reader, changes, effective_round, evidence_of, latest_members
+from node.membership.state import (
+    EVICT_PATH,
+    HISTORY_KEY,
+    Reader,
+    changes,
+    effective_round,
+    evidence_of,
+    latest_members,
+)
+from node.trust.chain_state import REVOKE_PATH
 
 log = structlog.get_logger("membership")
 
@@ -49,6 +59,7 @@ class AppliedChange:
     members: PeerSet
     address: str | None
     late_by: int  # rounds already placed at or beyond the effective round (0: in time)
+    by: str = ""  # node id that sent the committed record
 
     def to_obj(self) -> dict[str, Any]:
         return {"block": self.block, "round_received": self.round_received, "effective_round": self.effective_round,
@@ -111,6 +122,7 @@ class MembershipFollower:
         self.late: list[AppliedChange] = []
         self.listeners: list[Callable[[AppliedChange], None]] = []  # gossip/transport follow through these
         self.reported: dict[bytes, int] = {}  # forker -> block index when we last reported it
+        self.revocations: list[str] = []  # node ids whose revocation this node submitted
         self._evidence_seen = 0
         self._last_block = -1
 
@@ -122,10 +134,27 @@ class MembershipFollower:
         if HISTORY_KEY in applied.result.writes:
             for change in _decode_history(applied.result.writes[HISTORY_KEY]):
                 if change.get("block") == block.index:
-                    self._apply(change, block.round_received)
+                    done = self._apply(change, block.round_received)
+                    if done.change == "evict":
+                        self._revoke(done, block.timestamp)
         self.watch_forks()
 
-    def _apply(self, change: dict[str, Any], round_received: int) -> None:
+    def _revoke(self, done: AppliedChange, timestamp_ns: int) -> None:
+        """The node whose eviction report was committed revokes the forker's certificate on the
+        chain (accepted without a CA proof once evicted: `node.trust.chain_handlers`)."""
+        if done.by != fingerprint(self.own_key):
+            return
+        args = {"node_id": fingerprint(done.peer), "serial": "", "revoked_at": timestamp_ns // 10**9,
+                "reason": "evicted for forking", "proof": ""}
+        try:
+            self.submit(REVOKE_PATH, args)
+        except TransactionRefused as exc:
+            log.error("could not queue the evicted node's revocation", error=str(exc), node=args["node_id"])
+            return
+        self.revocations.append(str(args["node_id"]))
+        log.warning("evicted node's certificate revocation submitted", node=args["node_id"])
+
+    def _apply(self, change: dict[str, Any], round_received: int) -> AppliedChange:
         effective = effective_round(change, lambda _: round_received)
         assert effective is not None
         members = PeerSet.of(bytes.fromhex(m) for m in change["members"])
@@ -136,7 +165,8 @@ class MembershipFollower:
         if self.store_peer_set is not None:
             self.store_peer_set(effective, codec.pack(list(members.members)))
         done = AppliedChange(int(change["block"]), round_received, effective, str(change["change"]),
-                             bytes.fromhex(change["peer"]), members, change.get("address"), late_by)
+                             bytes.fromhex(change["peer"]), members, change.get("address"), late_by,
+                             str(change.get("by") or ""))
         self.applied.append(done)
         if late_by:
             self.late.append(done)
@@ -148,6 +178,7 @@ class MembershipFollower:
                      peer=done.peer.hex()[:16], members=len(members), block=done.block)
         for listener in list(self.listeners):
             listener(done)
+        return done
 
     def waiting_for(self) -> int | None:
         """The round rounds must be decided up to for the newest changes to be in force (and seen
@@ -196,4 +227,5 @@ class MembershipFollower:
             "applied": [c.to_obj() for c in self.applied[-20:]],
             "late": [c.to_obj() for c in self.late],
             "reported_forkers": [c.hex() for c in self.reported],
+            "revocations_submitted": list(self.revocations),
         }

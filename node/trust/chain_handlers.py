@@ -7,8 +7,9 @@ Registered through `node.trust.chain_actions`, which calls into this module when
   every later record must come from that same CA. The certificate must verify under it at the block's
   consensus time, name this origin, not be revoked and not be recorded already.
 - `/certificates/revoke` {node_id, serial, revoked_at, reason, proof}: a revocation, signed by the
-  anchored CA's key (`proof`, hex) or sent by the revoked node itself. An empty serial revokes the
-  node (every certificate of its key).
+  anchored CA's key (`proof`, hex), sent by the revoked node itself, or sent by any member once the
+  chain has evicted the node for forking (no proof needed). An empty serial revokes the node (every
+  certificate of its key).
 
 Handlers are deterministic: they read only their arguments, the state and the block (its time is
 consensus time), and refuse with a receipt reason; a refused action changes nothing.
@@ -127,6 +128,14 @@ def record_certificate(ctx: ActionContext, args: dict[str, Any]) -> Any:
     return {"serial": serial, "node_id": identity.node_id, "seq": seq}
 
 
+def _evicted(ctx: ActionContext, node_id: str) -> bool:
+    """The chain evicted the node for forking (committed fork evidence, `node.membership`): its
+    certificate is revoked by any member with no CA proof, so no human has to act on a proven liar."""
+    from node.membership.state import is_evicted  # imported when used: no import-order ties between layers
+
+    return is_evicted(ctx.state, node_id)
+
+
 def revoke_certificate(ctx: ActionContext, args: dict[str, Any]) -> Any:
     """Record a revocation (signed by the origin CA, or by the revoked node itself); args: node_id,
     serial (hex, empty: the whole node), revoked_at (epoch s), reason, proof (hex CA signature)."""
@@ -141,7 +150,7 @@ def revoke_certificate(ctx: ActionContext, args: dict[str, Any]) -> Any:
     anchored = ctx.state.get_obj(CA_KEY)
     if not isinstance(anchored, dict):
         raise ActionRejected(Reason.NOT_FOUND, "no CA is anchored on the chain yet")
-    if ctx.actor != node_id:
+    if ctx.actor != node_id and not _evicted(ctx, node_id):
         try:
             proof = bytes.fromhex(str(args.get("proof", "")))
         except ValueError as exc:

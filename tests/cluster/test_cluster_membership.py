@@ -1,6 +1,6 @@
 """Issue 11 on real processes: a member leaves (`node leave`) and the other three keep
 deciding, under a peer set of three from round R + 6 on, and agree on every block; an equivocating
-member is evicted with no human in the loop; a running origin grows from four to five (`node join
+member is evicted with no human in the loop; a running origin grows from four to seven (`node join
 --via`, then the joined node starts, catches up and creates events) while actions keep flowing, and
 all five agree on every block."""
 
@@ -190,66 +190,83 @@ async def same_blocks(cluster: Cluster, nodes: list[NodeProc], upto: int) -> lis
     return seen[0]
 
 
-async def test_a_running_origin_grows_from_four_to_five_while_actions_flow(tmp_path: Path) -> None:
+def listen_of(node: NodeProc) -> str:
+    text = (node.home / "config" / "node.toml").read_text()
+    return next(line.split('"')[1] for line in text.splitlines() if line.startswith("listen"))
+
+
+async def grow(cluster: Cluster, joiner: NodeProc, via: NodeProc) -> int:
+    """`node join` through `via`, start the joined node, wait until a member sees a witness it
+    created; returns the round from which it is a member."""
+    from node.commands.membership_cmd import join_origin
+
+    size = len(cluster.nodes) + 1
+    with trio.fail_after(100):
+        done = await trio.to_thread.run_sync(
+            lambda: join_origin(via.api, joiner.home, address=listen_of(joiner), timeout=90))
+    effective: int = done["effective_round"]
+    assert done["history"].endswith("membership.json")
+    joiner.start()
+    members = list(cluster.nodes)
+    cluster.nodes.append(joiner)
+    for node in members:
+        validators = await cluster.get(node, f"/validators/{effective}")
+        assert validators["count"] == size, validators
+        assert validators["supermajority"] == 2 * size // 3 + 1, validators
+
+    async def joiner_witness() -> int | None:
+        status = await cluster.get(members[0], "/status")
+        for rnd in range(effective, int(status["latest_round"]) + 1):
+            info = await cluster.get(members[0], f"/rounds/{rnd}")
+            if info and any(w["creator"] == joiner.node_id for w in info.get("witnesses", [])):
+                return rnd
+        return None
+
+    # The joined node catches up, then creates events from its round on (seen by a member).
+    first = await eventually(joiner_witness, within=60, what=f"a witness created by joined node {joiner.node_id}")
+    assert first >= effective
+    return effective
+
+
+async def test_a_running_origin_grows_from_four_to_seven_while_actions_flow(tmp_path: Path) -> None:
     from node.commands.membership_cmd import LeaveFailed, join_origin
 
     cluster = Cluster.create(tmp_path / "net", nodes=4)
-    joiner = joiner_home(cluster, tmp_path / "joiner")
+    joiners = [joiner_home(cluster, tmp_path / f"joiner{i}") for i in range(3)]
     cluster.start()
-    members = list(cluster.nodes)
     try:
         await cluster.wait_ready(within=90)
-        await create_user(members[0], "before-join")
+        await create_user(cluster.nodes[0], "before-join")
         flowed = [0]
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(keep_acting, members, flowed)
-            via = members[1]
-            address = next(line.split('"')[1] for line in (joiner.home / "config" / "node.toml").read_text()
-                           .splitlines() if line.startswith("listen"))
-
-            def join() -> dict[str, Any]:
-                return join_origin(via.api, joiner.home, address=address, timeout=90)
-
-            with trio.fail_after(100):
-                done = await trio.to_thread.run_sync(join)
-            effective = done["effective_round"]
-            assert done["history"].endswith("membership.json")
-            joiner.start()
-            cluster.nodes.append(joiner)
-            for node in members:
-                validators = await cluster.get(node, f"/validators/{effective}")
-                assert validators["count"] == 5 and validators["supermajority"] == 4, validators
-
-            async def joiner_witness() -> int | None:
-                status = await cluster.get(members[0], "/status")
-                for rnd in range(effective, int(status["latest_round"]) + 1):
-                    info = await cluster.get(members[0], f"/rounds/{rnd}")
-                    if info and any(w["creator"] == joiner.node_id for w in info.get("witnesses", [])):
-                        return rnd
-                return None
-
-            # The joined node catches up, then creates events from its round on (seen by a member).
-            first = await eventually(joiner_witness, within=60, what="a witness created by the joined node")
-            assert first >= effective
-            receipt = await create_user(joiner, "through-the-joiner")
+            nursery.start_soon(keep_acting, list(cluster.nodes), flowed)
+            for i, joiner in enumerate(joiners):
+                via = joiners[0] if i == 2 else cluster.nodes[1 + i]  # the last one joins through a joined node
+                await grow(cluster, joiner, via=via)
+                if i == 0:
+                    five = await create_user(joiner, "through-the-fifth")
+            receipt = await create_user(joiners[-1], "through-the-seventh")
             nursery.cancel_scope.cancel()
-        assert flowed[0] > 0
+        assert flowed[0] > 0 and five["block"] < receipt["block"]
         last = receipt["block"]
 
         async def everyone_has_it() -> bool:
             seen = [await cluster.get(n, f"/block/{last}") for n in cluster.nodes]
             return all(b is not None for b in seen)
 
-        await eventually(everyone_has_it, within=60, what="every node, the joiner too, at the last block")
+        await eventually(everyone_has_it, within=60, what="every node, the joined ones too, at the last block")
         blocks = await same_blocks(cluster, cluster.nodes, last)
-        assert len(blocks) == last + 1
+        assert len(blocks) == last + 1 and len(cluster.nodes) == 7
         for node in cluster.nodes:
             late = cluster.log_events(node, "membership change applied too late: rounds at or past its effective "
                                             "round were already placed with the old peer set")
             assert late == [], (node.node_id, late)
+        history = await cluster.get(joiners[-1], "/history")
+        assert [h["count"] for h in history["history"]] == [4, 5, 6, 7]
         # The same key cannot join twice.
         with pytest.raises(LeaveFailed, match="exists"):
-            await trio.to_thread.run_sync(lambda: join_origin(via.api, joiner.home, address=None, timeout=30))
+            await trio.to_thread.run_sync(
+                lambda: join_origin(cluster.nodes[0].api, joiners[0].home, address=None, timeout=30))
     except BaseException:
         print(cluster.logs())
         raise

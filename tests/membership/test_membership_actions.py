@@ -219,3 +219,48 @@ def test_tick_is_a_no_op_for_member_nodes_only() -> None:
     assert mine.ok and mine.result == {"until": 12}
     assert stranger.reason is Reason.NOT_MEMBER_NODE
     assert changes(chain.state) == []
+
+
+def _revoke_args(node: PrivateKey) -> dict:
+    return {"node_id": node.fingerprint, "serial": "", "revoked_at": int(NOW.timestamp()),
+            "reason": "evicted for forking", "proof": ""}
+
+
+def test_an_evicted_forker_is_revoked_by_a_member_without_a_ca_proof() -> None:
+    from node.trust.chain_state import REVOKE_PATH, revocations
+
+    chain = _anchored_chain(_authority())
+    forker, honest = NODES[3], NODES[2]
+    # Before the eviction, a member cannot revoke another member without the CA's signature.
+    (early,) = chain.run((NODES[0], REVOKE_PATH, _revoke_args(honest)))
+    assert early.reason is Reason.BAD_SIGNATURE and "CA" in early.detail
+    (evicted,) = chain.run((NODES[0], EVICT_PATH, _fork(forker)))
+    assert evicted.ok, evicted.detail
+    (other,) = chain.run((NODES[1], REVOKE_PATH, _revoke_args(honest)))
+    assert other.reason is Reason.BAD_SIGNATURE  # only the evicted node loses its certificate
+    revoke, again = chain.run((NODES[1], REVOKE_PATH, _revoke_args(forker)), (NODES[0], REVOKE_PATH,
+                                                                               _revoke_args(forker)))
+    assert revoke.ok, revoke.detail
+    assert again.reason is Reason.EXISTS
+    assert revocations(chain.state).node_ids == {forker.fingerprint}
+
+
+def test_join_with_a_self_signed_or_revoked_certificate_is_refused() -> None:
+    from node.transport.mtls import TlsIdentity
+    from node.trust.certs import certificate_pem
+    from node.trust.chain_state import REVOKE_PATH, revoke_args
+
+    authority = _authority()
+    chain = _anchored_chain(authority)
+    self_signed = certificate_pem(TlsIdentity.self_signed(JOINER, ORIGIN, NOW).certificate).decode()
+    (receipt,) = chain.run((JOINER, JOIN_PATH, {"cert": self_signed}))
+    assert receipt.reason is Reason.FORBIDDEN and "not issued by the origin CA" in receipt.detail
+    # The CA revoked the joiner's key on the chain: a certificate issued before that cannot join.
+    cert = _cert_pem(authority, JOINER)
+    args = revoke_args(origin=ORIGIN, node_id=JOINER.fingerprint, serial=None, revoked_at=NOW, reason="lost",
+                       ca_key=authority.ca.key)
+    (revoked,) = chain.run((NODES[0], REVOKE_PATH, args))
+    assert revoked.ok, revoked.detail
+    (late,) = chain.run((JOINER, JOIN_PATH, {"cert": cert}))
+    assert late.reason is Reason.FORBIDDEN and "revoked" in late.detail
+    assert changes(chain.state) == []

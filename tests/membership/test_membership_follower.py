@@ -188,7 +188,15 @@ def test_fork_is_reported_once_and_the_forker_evicted() -> None:
     assert proof is not None and proof["index"] == head.index
     assert [c["change"] for c in changes(nodes[1].state)] == ["evict"]  # the second report was refused
     assert forker.public not in nodes[1].graph.peers.at(evicted.effective_round)
-    # Nothing more is reported: the chain knows the forker.
+    # The node whose report was committed revokes the forker's certificate (once); nothing more is
+    # reported: the chain knows the forker.
     for _ in range(10):
         gossip.step(KEYS[:3])
-    assert [len(n.submitted) for n in nodes] == [1, 1]
+    paths = [[Envelope.from_wire(w).path for w in n.submitted] for n in nodes]
+    reporter = [n for n in nodes if n.own.fingerprint == evicted.by]
+    assert len(reporter) == 1, evicted
+    mine = paths[nodes.index(reporter[0])]
+    assert mine == ["/membership/evict", "/certificates/revoke"], paths
+    assert [p for p in paths if p is not mine] == [["/membership/evict"]]
+    revoke = Envelope.from_wire(reporter[0].submitted[1])
+    assert revoke.args["node_id"] == forker.fingerprint and revoke.args["serial"] == ""
