@@ -96,7 +96,7 @@ def main() -> None:
         verify = max(verify, verify_rate(0.5))  # again right after, under the same load
         ratio = verify / rate
         print(
-            f"{n:>4} {args.events:>8} {rate:>10,.0f} {1e6 / rate:>9.1f} {ratio:>6.2f} "
+            f"{n:>4} {args.events:>8} {rate:>10,.0f} {1e6 / rate:>9.1f} {ratio:>6.3f} "
             f"{graph.next_to_process:>7} {blocks:>7} {graph.event_count():>7}"
         )
     print(f"ed25519 verify (pynacl, best sample): {verify:,.0f}/s  ({1e6 / verify:.1f} us each)")

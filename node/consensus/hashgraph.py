@@ -3,7 +3,9 @@
     graph = Hashgraph(PeerSchedule(PeerSet.of(keys)))
     graph.insert(event)              # raises EventRejected(reason) and leaves the graph unchanged
     for done in graph.run_consensus():   # rounds processed in order since the last call
-        done.block                   # a Block (state hash still empty) or None
+        done.block                   # a Block (state hash still empty) or None; every round
+                                     # received R with R % election_interval == 0 makes a block
+                                     # with `block.election` (an ElectionSeed), even if empty
 
 Nothing here reads a clock: timestamps come from events.  Round, witness and Lamport values are
 computed once at insertion; fame, round received and order are computed by `run_consensus`.
