@@ -36,12 +36,13 @@ from node.membership.state import (
     evidence_of,
     latest_members,
 )
-from node.trust.chain_state import REVOKE_PATH
+from node.trust.chain_state import CA_KEY, REVOKE_PATH, revocations
 
 log = structlog.get_logger("membership")
 
 PROGRESS_MARGIN = 2  # rounds decided past a change's effective round before an idle origin may rest
 RETRY_BLOCKS = 50  # an eviction report not committed after this many blocks is sent again
+REVOKE_RETRY_BLOCKS = 10  # a revocation not on the chain after this many blocks is sent again
 MAX_EVIDENCE_HEX = 60 * 1024  # both events, hex: must fit an envelope (64 KiB) with its other fields
 
 Submit = Callable[[str, dict[str, Any]], object]
@@ -122,7 +123,8 @@ class MembershipFollower:
         self.late: list[AppliedChange] = []
         self.listeners: list[Callable[[AppliedChange], None]] = []  # gossip/transport follow through these
         self.reported: dict[bytes, int] = {}  # forker -> block index when we last reported it
-        self.revocations: list[str] = []  # node ids whose revocation this node submitted
+        self.revocations: list[str] = []  # node ids whose revocation this node submitted (each time)
+        self.to_revoke: dict[str, tuple[int, int | None]] = {}  # node id -> (revoked_at s, block last sent)
         self._evidence_seen = 0
         self._last_block = -1
 
@@ -137,22 +139,37 @@ class MembershipFollower:
                     done = self._apply(change, block.round_received)
                     if done.change == "evict":
                         self._revoke(done, block.timestamp)
+        self._revocations_due()
         self.watch_forks()
 
     def _revoke(self, done: AppliedChange, timestamp_ns: int) -> None:
         """The node whose eviction report was committed revokes the forker's certificate on the
         chain (accepted without a CA proof once evicted: `node.trust.chain_handlers`)."""
-        if done.by != fingerprint(self.own_key):
+        if done.by == fingerprint(self.own_key):
+            self.to_revoke[fingerprint(done.peer)] = (timestamp_ns // 10**9, None)
+
+    def _revocations_due(self) -> None:
+        """Submit each pending revocation once the chain has a CA anchored (it refuses any before),
+        again after `RETRY_BLOCKS` blocks while the chain does not show it revoked."""
+        if not self.to_revoke:
             return
-        args = {"node_id": fingerprint(done.peer), "serial": "", "revoked_at": timestamp_ns // 10**9,
-                "reason": "evicted for forking", "proof": ""}
-        try:
-            self.submit(REVOKE_PATH, args)
-        except TransactionRefused as exc:
-            log.error("could not queue the evicted node's revocation", error=str(exc), node=args["node_id"])
-            return
-        self.revocations.append(str(args["node_id"]))
-        log.warning("evicted node's certificate revocation submitted", node=args["node_id"])
+        revoked = revocations(self.state).node_ids
+        for node_id, (at, sent) in list(self.to_revoke.items()):
+            if node_id in revoked:
+                del self.to_revoke[node_id]
+                log.warning("evicted node's certificate revoked on the chain", node=node_id)
+                continue
+            if self.state.get(CA_KEY) is None or (sent is not None and self._last_block - sent < REVOKE_RETRY_BLOCKS):
+                continue
+            args = {"node_id": node_id, "serial": "", "revoked_at": at, "reason": "evicted for forking", "proof": ""}
+            try:
+                self.submit(REVOKE_PATH, args)
+            except TransactionRefused as exc:
+                log.warning("could not queue the evicted node's revocation; retried later", error=str(exc))
+                continue
+            self.to_revoke[node_id] = (at, self._last_block)
+            self.revocations.append(node_id)
+            log.warning("evicted node's certificate revocation submitted", node=node_id)
 
     def _apply(self, change: dict[str, Any], round_received: int) -> AppliedChange:
         effective = effective_round(change, lambda _: round_received)

@@ -77,15 +77,22 @@ async def test_a_member_leaves_and_the_other_three_keep_deciding(tmp_path: Path)
         cluster.stop()
 
 
-async def evict_block(cluster: Cluster, node: NodeProc) -> dict[str, Any] | None:
-    """The block holding an accepted `/membership/evict`, if any."""
+async def evict_block(cluster: Cluster, node: NodeProc, path: str = "/membership/evict") -> dict[str, Any] | None:
+    """The block holding an accepted `path` record (an eviction by default), if any."""
     status = await cluster.get(node, "/status")
     for index in range(int(status.get("latest_block") or 0), -1, -1):
         block = await cluster.get(node, f"/block/{index}")
         for tx in (block or {}).get("transactions", []):
-            if tx.get("path") == "/membership/evict" and tx.get("ok"):
+            if tx.get("path") == path and tx.get("ok"):
                 return block
     return None
+
+
+def certificate_log(answer: Any) -> list[dict[str, Any]]:
+    """The transparency log entries of a `/certificates` answer (a list, or an object holding one)."""
+    if isinstance(answer, dict):
+        answer = next((v for v in answer.values() if isinstance(v, list)), [])
+    return [e for e in answer or [] if isinstance(e, dict)]
 
 
 async def test_a_member_that_forks_is_evicted_automatically(tmp_path: Path) -> None:
@@ -127,6 +134,18 @@ async def test_a_member_that_forks_is_evicted_automatically(tmp_path: Path) -> N
 
             await eventually(three_validators, within=30, what="the peer set without the forker")
             assert any(cluster.log_events(n, "fork detected: eviction reported") for n in honest)
+
+            # The forker's certificate is revoked on the chain, with no human and no CA proof.
+            async def revoked() -> bool:
+                for node in honest:
+                    entries = certificate_log(await cluster.get(node, "/certificates"))
+                    if not any(e.get("action") == "revoked" and e.get("node_id") == key.fingerprint
+                               and e.get("reason") == "evicted for forking" for e in entries):
+                        return False
+                return True
+
+            await eventually(revoked, within=60, what="the forker's revocation committed on every node")
+            assert any(cluster.log_events(n, "evicted node's certificate revocation submitted") for n in honest)
             # Consensus continues after the eviction is in force.
             receipt = await create_user(honest[2], "after-the-eviction")
             later = await cluster.get(honest[2], f"/block/{receipt['block']}")

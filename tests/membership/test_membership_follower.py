@@ -3,6 +3,7 @@ the remaining members keep deciding, a late change is detected, and a fork leads
 
 import random
 
+from node import codec
 from node.actions import BlockContext, Envelope, execute_block
 from node.consensus.event import Event
 from node.consensus.hashgraph import Hashgraph
@@ -11,6 +12,7 @@ from node.crypto import PrivateKey
 from node.engine.apply import AppliedBlock
 from node.membership.follower import MembershipFollower, restore_peer_sets
 from node.membership.state import REMOVE_PATH, changes, evidence_of
+from node.trust.chain_state import CA_KEY
 
 ORIGIN = "alpha.example"
 T0 = 1_700_000_000 * 10**9
@@ -188,8 +190,13 @@ def test_fork_is_reported_once_and_the_forker_evicted() -> None:
     assert proof is not None and proof["index"] == head.index
     assert [c["change"] for c in changes(nodes[1].state)] == ["evict"]  # the second report was refused
     assert forker.public not in nodes[1].graph.peers.at(evicted.effective_round)
-    # The node whose report was committed revokes the forker's certificate (once); nothing more is
-    # reported: the chain knows the forker.
+    # The node whose report was committed revokes the forker's certificate (once), as soon as the
+    # chain has a CA anchored (it refuses revocations before); nothing more is reported.
+    for _ in range(10):
+        gossip.step(KEYS[:3])
+    assert [len(n.submitted) for n in nodes] == [1, 1]
+    for node in nodes:
+        node.state[CA_KEY] = codec.pack({"pem": "", "fingerprint": "ab", "block": 0})
     for _ in range(10):
         gossip.step(KEYS[:3])
     paths = [[Envelope.from_wire(w).path for w in n.submitted] for n in nodes]
