@@ -3,9 +3,9 @@
 `node join --via URL` signs `/membership/join` with this home's key and its CA-issued certificate
 (`keys/node.crt`), submits it to a member's API and waits until the origin has decided the round
 from which this node is a member, then writes the committed peer-set history the member shows
-(`/history`) to `HOME/config/membership.json`.  With it, and the origin's genesis.json and CA
-certificate copied into the home, `node start` runs the joined node: it catches up and creates
-events from its round on.
+(`/history`) to `HOME/config/membership.json`, and the origin's genesis.json (from `/genesispeers`)
+when the home has none.  With them (and the CA certificate, `config/ca.crt`), `node start` runs the
+joined node: it catches up and creates events from its round on.
 
 `node leave` signs `/membership/remove` for its own key with the node key (from the home), submits it to the
 running node's API, waits for the receipt, then until the origin has decided the round where the
@@ -14,6 +14,7 @@ removal is in force (R + 6, R the round received of the block that committed it)
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -27,8 +28,10 @@ from node.actions.errors import ClientError
 from node.commands.status import find_api
 from node.config import resolve_home
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
+from node.engine.genesis import parse_genesis
 from node.engine.paths import issued_certificate_path
 from node.errors import InvalidInput
+from node.fileutil import write_atomically
 from node.membership.joined import write_joined
 from node.membership.state import JOIN_PATH, REMOVE_PATH
 from node.runtime.cli_support import OneLineCommand, home_option
@@ -121,7 +124,21 @@ def save_history(via: str, home_root: Path, own_key: bytes, effective: int) -> P
             and own_key.hex() in (r.get("members") or [])]
     if not mine:
         raise LeaveFailed(f"{via}/history does not show this node in the peer set from round {effective} yet")
-    return write_joined(Home(home_root).config_file.parent, origin, rows)
+    config = Home(home_root).config_file.parent
+    fetch_genesis(via, config / "genesis.json", origin)
+    return write_joined(config, origin, rows)
+
+
+def fetch_genesis(via: str, path: Path, origin: str) -> None:
+    """Write the origin's genesis.json from the member's `/genesispeers` when the home has none
+    (an existing one is kept: the engine checks it names the same origin)."""
+    if path.exists():
+        return
+    answer = _get(via + "/genesispeers", 10.0)
+    if not isinstance(answer, dict) or answer.get("origin") != origin or not isinstance(answer.get("peers"), list):
+        raise LeaveFailed(f"{via}/genesispeers did not give the genesis of {origin}: copy genesis.json from a member")
+    genesis = parse_genesis(json.dumps({"origin": origin, "members": answer["peers"]}), f"{via}/genesispeers")
+    write_atomically(path, genesis.to_json().encode())
 
 
 def leave_origin(url: str, home_root: Path, *, timeout: float, echo: Any = None) -> dict[str, Any]:

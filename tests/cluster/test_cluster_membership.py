@@ -161,10 +161,9 @@ async def test_a_member_that_forks_is_evicted_automatically(tmp_path: Path) -> N
 
 def joiner_home(cluster: Cluster, root: Path) -> NodeProc:
     """A home for a node outside genesis, made like `node testnet` makes one: its own key, free
-    ports, the origin's genesis.json and CA certificate copied from a member, and a certificate
-    issued (offline) by the origin CA; no CA settings, so it presents that certificate as it is."""
+    ports, the origin's CA certificate and a certificate issued (offline) by the origin CA; no CA
+    settings, so it presents that certificate as it is.  genesis.json comes with `node join`."""
     import datetime as dt
-    import shutil
     import socket
 
     from node.commands.testnet import free_port
@@ -176,8 +175,6 @@ def joiner_home(cluster: Cluster, root: Path) -> NodeProc:
 
     home = Home(root)
     init_home(home, ORIGIN)
-    member = cluster.nodes[0].home
-    shutil.copy(member / "config" / "genesis.json", home.config_file.parent / "genesis.json")
     ca = CaDirectory(Path(manifest(cluster.root)["origins"][0]["ca"]["dir"])).load_ca()
     issued = ca.issue(make_csr(home.load_key(), ORIGIN), dt.datetime.now(dt.UTC))
     issued_certificate_path(home.root).write_bytes(certificate_pem(issued))
@@ -220,9 +217,16 @@ async def grow(cluster: Cluster, joiner: NodeProc, via: NodeProc) -> int:
     from node.commands.membership_cmd import join_origin
 
     size = len(cluster.nodes) + 1
+    genesis = joiner.home / "config" / "genesis.json"
+
+    def join() -> dict[str, Any]:
+        assert not genesis.exists()
+        done = join_origin(via.api, joiner.home, address=listen_of(joiner), timeout=90)
+        assert genesis.exists()  # written from the member's /genesispeers
+        return done
+
     with trio.fail_after(100):
-        done = await trio.to_thread.run_sync(
-            lambda: join_origin(via.api, joiner.home, address=listen_of(joiner), timeout=90))
+        done = await trio.to_thread.run_sync(join)
     effective: int = done["effective_round"]
     assert done["history"].endswith("membership.json")
     joiner.start()

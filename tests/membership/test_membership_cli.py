@@ -46,3 +46,15 @@ def test_join_with_an_unreachable_member(tmp_path: Path, monkeypatch, capsys) ->
     issued_certificate_path(home.root).write_text("-----BEGIN CERTIFICATE-----\n")
     code, err = run(monkeypatch, capsys, "join", "--home", str(home.root), "--via", "http://127.0.0.1:9")
     assert code != 0 and len(err.splitlines()) == 1 and "cannot reach" in err
+
+
+def test_join_keeps_an_existing_genesis_and_refuses_without_one(tmp_path: Path) -> None:
+    from node.commands.membership_cmd import LeaveFailed, fetch_genesis
+
+    existing = tmp_path / "genesis.json"
+    existing.write_text("{}")
+    fetch_genesis("http://127.0.0.1:9", existing, "alpha.example")  # nothing fetched: the home has one
+    assert existing.read_text() == "{}"
+    with pytest.raises(LeaveFailed, match="copy genesis.json"):
+        fetch_genesis("http://127.0.0.1:9", tmp_path / "missing.json", "alpha.example")
+    assert not (tmp_path / "missing.json").exists()
