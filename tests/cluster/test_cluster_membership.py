@@ -225,8 +225,10 @@ async def grow(cluster: Cluster, joiner: NodeProc, via: NodeProc) -> int:
         assert genesis.exists()  # written from the member's /genesispeers
         return done
 
+    started = trio.current_time()
     with trio.fail_after(100):
         done = await trio.to_thread.run_sync(join)
+    joined_after = trio.current_time() - started
     effective: int = done["effective_round"]
     assert done["history"].endswith("membership.json")
     joiner.start()
@@ -239,15 +241,19 @@ async def grow(cluster: Cluster, joiner: NodeProc, via: NodeProc) -> int:
 
     async def joiner_witness() -> int | None:
         status = await cluster.get(members[0], "/status")
-        for rnd in range(effective, int(status["latest_round"]) + 1):
+        # From a few rounds before its own: a first event placed too early would show there.
+        for rnd in range(max(0, effective - 4), int(status["latest_round"]) + 1):
             info = await cluster.get(members[0], f"/rounds/{rnd}")
             if info and any(w["creator"] == joiner.node_id for w in info.get("witnesses", [])):
                 return rnd
         return None
 
-    # The joined node catches up, then creates events from its round on (seen by a member).
+    # The joined node catches up, then creates events from its round on (seen by a member); its
+    # first event is a witness, so no earlier round holds one of its events.
     first = await eventually(joiner_witness, within=60, what=f"a witness created by joined node {joiner.node_id}")
     assert first >= effective
+    print(f"node {size}: join in force after {joined_after:.1f}s (round {effective}); first witness "
+          f"(round {first}) {trio.current_time() - started - joined_after:.1f}s after its start")
     return effective
 
 
