@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node import crypto
-from node.consensus.blocks import BLOCK_SIGNATURE_DOMAIN, Block
+from node.consensus.blocks import BLOCK_SIGNATURE_DOMAIN, Block, BlockDecodeError, ElectionSeed
 from node.consensus.event import BlockSignature, InternalTransaction, PeerChange
 from node.consensus.peers import PeerSet, supermajority
 from node.federation.errors import FederationDecodeError, ProofError
@@ -52,8 +52,14 @@ class BlockProof:
     def from_obj(obj: Any) -> BlockProof:
         _need(isinstance(obj, list) and len(obj) == 2, "a block proof is [block, signatures]")
         body, sigs = obj
-        _need(isinstance(body, list) and len(body) == 7, "a block has 7 fields")
-        index, round_received, timestamp, txs, itxs, peers_hash, state_hash = body
+        _need(isinstance(body, list) and len(body) in (7, 8), "a block has 7 fields (8 with an election)")
+        index, round_received, timestamp, txs, itxs, peers_hash, state_hash = body[:7]
+        election = None
+        if len(body) == 8:
+            try:
+                election = ElectionSeed.from_obj(body[7])
+            except BlockDecodeError as exc:
+                raise FederationDecodeError(f"bad block election: {exc}") from exc
         for name, value in (("index", index), ("round received", round_received), ("timestamp", timestamp)):
             _need(type(value) is int and 0 <= value < 1 << 63, f"bad block {name}")
         _need(isinstance(txs, list) and len(txs) <= MAX_BLOCK_TRANSACTIONS, "bad block transactions")
@@ -75,7 +81,7 @@ class BlockProof:
             _need(isinstance(validator, bytes) and isinstance(signature, bytes), "bad block signature")
             _need(type(block_index) is int and block_index >= 0, "bad block signature index")
             signatures.append(BlockSignature(validator, block_index, signature))
-        block = Block(index, round_received, timestamp, tuple(txs), tuple(internal), peers_hash, state_hash)
+        block = Block(index, round_received, timestamp, tuple(txs), tuple(internal), peers_hash, state_hash, election)
         return BlockProof(block, tuple(signatures))
 
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.actions.envelope import Envelope
-from node.consensus.blocks import Block
+from node.consensus.blocks import Block, ElectionSeed
 from node.consensus.event import BlockSignature
 from node.consensus.peers import PeerSet
 from node.crypto import PrivateKey
@@ -135,6 +135,19 @@ def test_proof_round_trips_through_the_codec():
     res = response_for(env)
     assert decode_message(res.to_wire()) == res
     assert res.target_block_proof.includes(env.to_wire())
+
+
+def test_proof_of_an_election_block_round_trips_and_verifies():
+    election = ElectionSeed(10, b"s" * 32, tuple(sorted(BETA_PEERS.members)))
+    block = Block(6, 10, T0, (b"tx",), (), BETA_PEERS.hash, b"\7" * 32, election)
+    signed = BlockProof(block, tuple(block.sign(k) for k in BETA_KEYS))
+    back = BlockProof.from_obj(signed.to_obj())
+    assert back.block == block and back.block.hash == block.hash
+    assert verify_proof(back, [BETA_PEERS]) is BETA_PEERS
+    broken = signed.to_obj()
+    broken[0][7] = [10, b"short", []]
+    with pytest.raises(FederationDecodeError, match="election"):
+        BlockProof.from_obj(broken)
 
 
 # -- message decoding ------------------------------------------------------------------------------
