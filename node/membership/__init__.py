@@ -5,5 +5,7 @@
 until a change is in force); `handlers` checks them deterministically and keeps the peer-set history in
 chain state (`state`); `follower` applies each committed change to the running hashgraph from
 round R + 6 and turns locally seen fork evidence into eviction records; `plugin` runs the follower
-as a daemon service.
+as a daemon service and keeps the transport's accepted peers and the gossip peers in step; `joined`
+is the history a joining node keeps in its home (written by `node join`, scheduled by the engine
+before any event is inserted).
 """
