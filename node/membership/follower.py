@@ -9,7 +9,9 @@ the module `node.membership` report for the fix in the engine).
 
 It also watches the graph's fork evidence: a member caught with two events at one index is
 reported on the chain (`/membership/evict`) by this node, once per forker, again after
-`RETRY_BLOCKS` blocks if the report was not committed.
+`RETRY_BLOCKS` blocks if the report was not committed.  The node whose report was committed then
+revokes the forker's certificate through the trust layer's record (`/certificates/revoke`, no CA
+proof needed for an evicted node), once a CA is anchored on the chain, until the chain shows it.
 """
 
 from __future__ import annotations
