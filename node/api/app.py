@@ -165,7 +165,7 @@ def build_app(view: NodeView) -> Starlette:
         return JSONResponse(queries.executors(view))
 
     async def history(request: Request) -> Response:
-        return JSONResponse({"history": queries.history(view)})
+        return JSONResponse({"history": queries.history(view), "evidence": queries.evidence(view)})
 
     async def executor_request(request: Request) -> Response:
         return JSONResponse(queries.executor_request(view, request.path_params["request"]))

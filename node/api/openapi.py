@@ -42,7 +42,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/peers": _get("Peers currently known to the transport"),
     "/genesispeers": _get("The founding members of this origin"),
     "/validators/{round}": _get("The peer set in force at a round", [_path("round", _INT, "round number")]),
-    "/history": _get("The origin's peer sets over time (joins, leaves, evictions), each with its effective round"),
+    "/history": _get("Peer sets over time (joins, leaves, evictions) and the fork evidence behind evictions"),
     "/block/{index}": _get("One block (immutable once a newer block exists)", [_path("index", _INT, "block index")]),
     "/blocks/{start}": _get("Up to `count` blocks from `start`", [
         _path("start", _INT, "first block index"),

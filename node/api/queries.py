@@ -108,6 +108,11 @@ def history(view: NodeView) -> list[JSONDict]:
              "supermajority": ps.supermajority} for rnd, ps in graph.peers.effective_rounds()]
 
 
+def evidence(view: NodeView) -> list[JSONDict]:
+    """Committed fork proofs: two signed events by one member at one index (hex wire bytes)."""
+    return view.evidence_source() if view.evidence_source is not None else []
+
+
 # -- blocks -------------------------------------------------------------------------------------
 
 

@@ -120,6 +120,7 @@ class NodeView:
         self.federation_source = federation
         self.certificates_source = certificates
         self.history_source: Callable[[], list[JSONDict]] | None = None  # the peer-set history (membership)
+        self.evidence_source: Callable[[], list[JSONDict]] | None = None  # committed fork proofs (evictions)
         self.decode_block = decode_block
         self._clock = clock
         self.started_at = clock()

@@ -43,6 +43,7 @@ from node.errors import ConfigError
 from node.membership.follower import restore_peer_sets
 from node.membership.joined import JoinedHistory, joined_peer_addresses, load_joined
 from node.membership.plugin import history_of, round_of_block
+from node.membership.state import fork_proofs
 from node.runtime.phases import Phase, PhaseChange, Trigger
 from node.runtime.service import NodeContext
 from node.storage.chain import ChainStore
@@ -191,6 +192,7 @@ class ConsensusEngine:
             self.block_listeners.append(executors.block_applied)
             view.executors_source = executors.describe
             view.history_source = lambda: history_of(self)
+            view.evidence_source = lambda: fork_proofs(chain.state)
             view.wait_carried = self.wait_carried
             api = ApiService(view, bind=self.ctx.settings.api, home=self.ctx.home)
             series_store = await trio.to_thread.run_sync(TimeSeriesStore, self.ctx.home.data / "timeseries.duckdb")

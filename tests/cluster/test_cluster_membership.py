@@ -133,6 +133,12 @@ async def test_a_member_that_forks_is_evicted_automatically(tmp_path: Path) -> N
                 return all(v is not None and v["count"] == 3 for v in seen)
 
             await eventually(three_validators, within=30, what="the peer set without the forker")
+            # The evidence (both signed events) is readable through the API on every honest node.
+            for node in honest:
+                proofs = (await cluster.get(node, "/history"))["evidence"]
+                assert [p["creator"] for p in proofs] == [key.public.hex()]
+                wires = {Event.from_wire(bytes.fromhex(proofs[0][s])) for s in ("a", "b")}
+                assert {e.hash for e in wires} == {e.hash for e in twins}
             assert any(cluster.log_events(n, "fork detected: eviction reported") for n in honest)
 
             # The forker's certificate is revoked on the chain, with no human and no CA proof.
