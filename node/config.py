@@ -49,6 +49,9 @@ class Settings:
     revocation_poll: float = 30.0  # seconds between revocation-list fetches from the CA node
     cert_grace: float = 600.0  # seconds a CA-issued certificate may be used before it must be on the chain
     phase_deadlines: str = "self-signed=10,ca-issued=30,consensus=120"  # PHASE=SECONDS; alert when missed
+    # Membership: when set (normally in the origin's truth), joins need an approval by an owner or
+    # admin of this point (`/membership/approve`); the nodes put the policy on the chain.
+    join_approval_point: str | None = None
     # Federation (node/federation): our DNS responder, our federation QUIC endpoint, the origins we
     # federate with, the DNS servers that answer for them, their CA pins (`origin=sha256hex`), and
     # the default timeout of a cross-origin request (consensus time).
@@ -211,6 +214,13 @@ def _ca_dir(value: object) -> str:
     return text
 
 
+def _point_name(value: object) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", text):  # the point names actions accept
+        raise ConfigError(f"{text!r} is not a point name (lower-case letters, digits, . _ -; at most 64)")
+    return text
+
+
 def _token(value: object) -> str:
     text = str(value).strip()
     if not re.fullmatch(r"[A-Za-z0-9_-]{8,128}", text):
@@ -303,6 +313,7 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "revocation_poll": _positive,
     "cert_grace": _grace,
     "phase_deadlines": _phase_deadlines,
+    "join_approval_point": _point_name,
     "dns": _address,
     "federation_listen": _address,
     "federation_origins": _origins,

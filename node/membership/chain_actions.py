@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from node.membership.state import EVICT_PATH, JOIN_PATH, REMOVE_PATH, TICK_PATH
+from node.membership.state import APPROVE_PATH, EVICT_PATH, JOIN_PATH, POLICY_PATH, REMOVE_PATH, TICK_PATH
 
 if TYPE_CHECKING:
     from node.actions.context import ActionContext
@@ -45,6 +45,21 @@ def tick(ctx: ActionContext, args: dict[str, Any]) -> Any:
     return {"until": until if isinstance(until, int) and not isinstance(until, bool) else None}
 
 
+def set_join_policy(ctx: ActionContext, args: dict[str, Any]) -> Any:
+    """Put the origin's join policy (from the nodes' truth) on the chain; args: approval_point (a point
+    whose owners and admins must approve each join, or null for none)."""
+    from node.membership import handlers
+
+    return handlers.set_policy(ctx, args)
+
+
+def approve_join(ctx: ActionContext, args: dict[str, Any]) -> Any:
+    """Approve the join of a node key (an owner or admin of the policy's point); args: peer (hex key)."""
+    from node.membership import handlers
+
+    return handlers.approve(ctx, args)
+
+
 def register(registry: Registry) -> Registry:
     from node.actions.context import Guard
     from node.actions.guards import MEMBER_NODE
@@ -54,4 +69,6 @@ def register(registry: Registry) -> Registry:
     registry.action(REMOVE_PATH, identity=MEMBER_NODE)(remove_member)
     registry.action(EVICT_PATH, identity=MEMBER_NODE)(evict_forker)
     registry.action(TICK_PATH, identity=MEMBER_NODE)(tick)
+    registry.action(POLICY_PATH, identity=MEMBER_NODE)(set_join_policy)
+    registry.action(APPROVE_PATH)(approve_join)  # a registered user (the default identity guard)
     return registry

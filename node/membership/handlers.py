@@ -7,6 +7,10 @@
   another member only once fork evidence against it is committed.
 - `/membership/evict` {a, b}: two signed events (hex wire) by one member at one index, sent by any
   member node: the evidence is recorded and the forker removed in the same step.
+- `/membership/policy` {approval_point}: a member node puts its truth's join policy on the chain
+  (a point name: joins then need `/membership/approve` by an owner or admin of that point; null: none).
+- `/membership/approve` {peer}: a registered user with role owner or admin in the approval point
+  approves the join of that key (before the join is committed).
 
 Each accepted change appends the whole new peer set to `membership/history`; it is in force from
 round R + 6, R being the block's round received (`node.membership.state`).
@@ -20,11 +24,22 @@ from typing import Any
 
 from node.actions.context import ActionContext
 from node.actions.errors import ActionRejected, Reason
+from node.actions.guards import point_arg, role_of
 from node.consensus.errors import EventDecodeError
 from node.consensus.event import PUBLIC_KEY_BYTES, Event
 from node.consensus.peers import MEMBERSHIP_DELAY_ROUNDS
 from node.crypto import fingerprint
-from node.membership.state import HISTORY_KEY, changes, evicted_key, evidence_key, evidence_of, latest_members
+from node.membership.state import (
+    HISTORY_KEY,
+    POLICY_KEY,
+    approval_point,
+    approved_key,
+    changes,
+    evicted_key,
+    evidence_key,
+    evidence_of,
+    latest_members,
+)
 from node.trust.certs import load_certificate
 from node.trust.chain_state import CA_KEY, revocations
 from node.trust.errors import TrustError
@@ -102,7 +117,35 @@ def join(ctx: ActionContext, args: dict[str, Any]) -> Any:
         raise ActionRejected(Reason.EXISTS, "already a member")
     if evidence_of(ctx.state, joiner) is not None:
         raise ActionRejected(Reason.FORBIDDEN, "this key was evicted for forking")
+    point = approval_point(ctx.state)
+    if point is not None and ctx.state.get(approved_key(joiner.hex())) is None:
+        raise ActionRejected(Reason.FORBIDDEN, f"joins need an approval by an owner or admin of point {point}")
     return _append(ctx, "join", joiner, (*members, joiner), address)
+
+
+# -- the join policy and approvals ------------------------------------------------------------------
+
+
+def set_policy(ctx: ActionContext, args: dict[str, Any]) -> Any:
+    value = args.get("approval_point")
+    point = None if value is None else point_arg(args, "approval_point")
+    ctx.state.put_obj(POLICY_KEY, {"approval_point": point, "block": ctx.block.index, "by": ctx.actor})
+    return {"approval_point": point}
+
+
+def approve(ctx: ActionContext, args: dict[str, Any]) -> Any:
+    peer = _peer_arg(args)
+    point = approval_point(ctx.state)
+    if point is None:
+        raise ActionRejected(Reason.NOT_FOUND, "this origin's joins need no approval")
+    if role_of(ctx, point, ctx.actor) not in ("owner", "admin"):
+        raise ActionRejected(Reason.FORBIDDEN, f"only an owner or admin of point {point} approves joins")
+    if peer in latest_members(ctx.state, ctx.block.members):
+        raise ActionRejected(Reason.EXISTS, "already a member")
+    if ctx.state.get(approved_key(peer.hex())) is not None:
+        raise ActionRejected(Reason.EXISTS, "this join is already approved")
+    ctx.state.put_obj(approved_key(peer.hex()), {"by": ctx.actor, "block": ctx.block.index})
+    return {"approved": peer.hex(), "point": point}
 
 
 # -- leave and removal ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from node.consensus.node_core import TransactionRefused
 from node.engine.access import engine_of
 from node.engine.records import RecordError, decode_block
 from node.membership.follower import AppliedChange, MembershipFollower, restore_peer_sets
-from node.membership.state import TICK_PATH, peer_set_history
+from node.membership.state import POLICY_PATH, TICK_PATH, approval_point, peer_set_history, policy_recorded
 from node.runtime.service import NodeContext, ServiceRegistry
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ log = structlog.get_logger("membership")
 
 SERVICE_NAME = "membership"
 TICK_EVERY_S = 0.5
+POLICY_CHECK_S = 1.0
 EXTRAS_KEY = "membership"
 
 
@@ -131,7 +132,29 @@ class MembershipService:
         engine.block_listeners.append(follower.block_applied)
         self.ctx.extras[EXTRAS_KEY] = follower
         log.info("membership following the chain", restored_changes=restored.changes, late=list(restored.late))
-        await self._keep_rounds_moving(engine, follower)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep_policy_on_chain, engine)
+            await self._keep_rounds_moving(engine, follower)
+
+    async def _keep_policy_on_chain(self, engine: ConsensusEngine) -> None:
+        """Put the truth's join policy on the chain when the chain says otherwise: each value once
+        per process, so two nodes with different truths record both once, never in a loop."""
+        assert engine.chain is not None
+        wanted = self.ctx.settings.join_approval_point
+        sent: set[str | None] = set()
+        while True:
+            state = engine.chain.state
+            differs = approval_point(state) != wanted and (wanted is not None or policy_recorded(state))
+            if differs and wanted not in sent and engine.core.is_member():
+                try:
+                    engine.submit_node_action(POLICY_PATH, {"approval_point": wanted})
+                    sent.add(wanted)
+                    log.info("join policy submitted from the truth", approval_point=wanted)
+                except TransactionRefused:
+                    pass
+            elif differs and wanted in sent:
+                log.debug("the chain's join policy differs from this node's truth", chain=approval_point(state))
+            await trio.sleep(POLICY_CHECK_S)
 
     async def _keep_rounds_moving(self, engine: ConsensusEngine, follower: MembershipFollower) -> None:
         """An idle origin creates no events, so a change would never come into force: while one

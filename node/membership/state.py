@@ -5,6 +5,9 @@ Key layout (values canonical msgpack, written only by `node.membership.handlers`
     membership/history            list of changes, oldest first (see below)
     membership/evidence/<hex>     {"creator", "index", "a", "b", "block", "by"}: a committed fork proof
     membership/evicted/<node id>  hex public key of a member evicted for forking (node id -> key)
+    membership/policy             {"approval_point": str | None, "block", "by"}: joins need an approval
+                                  by an owner or admin of that point (None: no approval needed)
+    membership/approved/<hex>     {"by", "block"}: a join of that key approved by such an admin
 
 A change is {"seq", "block", "change": "join"|"leave"|"evict", "peer": hex public key,
 "members": [hex...] (the whole peer set after the change, sorted), "by": node id,
@@ -27,11 +30,15 @@ JOIN_PATH = "/membership/join"
 REMOVE_PATH = "/membership/remove"
 EVICT_PATH = "/membership/evict"
 TICK_PATH = "/membership/tick"
-PATHS = (JOIN_PATH, REMOVE_PATH, EVICT_PATH, TICK_PATH)
+POLICY_PATH = "/membership/policy"
+APPROVE_PATH = "/membership/approve"
+PATHS = (JOIN_PATH, REMOVE_PATH, EVICT_PATH, TICK_PATH, POLICY_PATH, APPROVE_PATH)
 
 HISTORY_KEY = b"membership/history"
 EVIDENCE_PREFIX = b"membership/evidence/"
 EVICTED_PREFIX = b"membership/evicted/"
+POLICY_KEY = b"membership/policy"
+APPROVED_PREFIX = b"membership/approved/"
 
 
 class Reader(Protocol):
@@ -44,6 +51,21 @@ def evidence_key(creator_hex: str) -> bytes:
 
 def evicted_key(node_id: str) -> bytes:
     return EVICTED_PREFIX + node_id.encode()
+
+
+def approved_key(peer_hex: str) -> bytes:
+    return APPROVED_PREFIX + peer_hex.encode()
+
+
+def approval_point(reader: Reader) -> str | None:
+    """The point whose owners and admins must approve joins, or None when joins need no approval."""
+    policy = _get_obj(reader, POLICY_KEY)
+    point = policy.get("approval_point") if isinstance(policy, dict) else None
+    return point if isinstance(point, str) else None
+
+
+def policy_recorded(reader: Reader) -> bool:
+    return reader.get(POLICY_KEY) is not None
 
 
 def is_evicted(reader: Reader, node_id: str) -> bool:

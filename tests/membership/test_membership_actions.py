@@ -264,3 +264,52 @@ def test_join_with_a_self_signed_or_revoked_certificate_is_refused() -> None:
     (late,) = chain.run((JOINER, JOIN_PATH, {"cert": cert}))
     assert late.reason is Reason.FORBIDDEN and "revoked" in late.detail
     assert changes(chain.state) == []
+
+
+# -- the join policy: approvals by an owner or admin of a point ----------------------------------------
+
+
+def test_joins_need_an_admin_approval_when_the_policy_says_so() -> None:
+    from node.membership.state import APPROVE_PATH, POLICY_PATH, approval_point
+
+    authority = _authority()
+    chain = _anchored_chain(authority)
+    admin, outsider = PrivateKey.from_seed(b"ops-admin"), PrivateKey.from_seed(b"ops-outsider")
+    receipts = chain.run(
+        (admin, "/users/create", {"name": "admin"}), (outsider, "/users/create", {"name": "outsider"}),
+        (admin, "/points/create", {"point": "ops"}), (outsider, "/points/join", {"point": "ops"}),
+    )
+    assert all(r.ok for r in receipts), receipts
+    # Only a member node puts the policy on the chain.
+    (refused,) = chain.run((STRANGER, POLICY_PATH, {"approval_point": "ops"}))
+    assert refused.reason is Reason.NOT_MEMBER_NODE
+    (ok,) = chain.run((NODES[1], POLICY_PATH, {"approval_point": "ops"}))
+    assert ok.ok and approval_point(chain.state) == "ops"
+    join = (JOINER, JOIN_PATH, {"cert": _cert_pem(authority, JOINER)})
+    (unapproved,) = chain.run(join)
+    assert unapproved.reason is Reason.FORBIDDEN and "approval" in unapproved.detail
+    # A plain member of the point may not approve; its owner may, once.
+    (denied,) = chain.run((outsider, APPROVE_PATH, {"peer": JOINER.public.hex()}))
+    assert denied.reason is Reason.FORBIDDEN
+    (approved,) = chain.run((admin, APPROVE_PATH, {"peer": JOINER.public.hex()}))
+    assert approved.ok, approved.detail
+    (twice,) = chain.run((admin, APPROVE_PATH, {"peer": JOINER.public.hex()}))
+    assert twice.reason is Reason.EXISTS
+    (joined,) = chain.run(join)
+    assert joined.ok, joined.detail
+    assert JOINER.public in latest_members(chain.state, chain.genesis)
+
+
+def test_without_a_policy_joins_need_no_approval_and_approvals_are_refused() -> None:
+    from node.membership.state import APPROVE_PATH, POLICY_PATH
+
+    authority = _authority()
+    chain = _anchored_chain(authority)
+    admin = PrivateKey.from_seed(b"ops-admin")
+    assert chain.run((admin, "/users/create", {"name": "admin"}))[0].ok
+    (nothing,) = chain.run((admin, APPROVE_PATH, {"peer": JOINER.public.hex()}))
+    assert nothing.reason is Reason.NOT_FOUND
+    (bad,) = chain.run((NODES[0], POLICY_PATH, {"approval_point": "Not A Point"}))
+    assert bad.reason is Reason.INVALID_ARGS
+    (joined,) = chain.run((JOINER, JOIN_PATH, {"cert": _cert_pem(authority, JOINER)}))
+    assert joined.ok, joined.detail
