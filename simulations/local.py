@@ -32,7 +32,7 @@ from rich.table import Table
 
 from simulations import local_netns
 from simulations.local_byzantine import ByzantineProcess
-from simulations.local_checks import check_all, settle
+from simulations.local_checks import check_all, heights, settle
 from simulations.local_cluster import LocalCluster
 from simulations.local_faults import KINDS, NETNS_KINDS, FaultRunner, FaultTools, skipped_reasons, victim_of
 from simulations.local_monitor import Monitor
@@ -131,6 +131,24 @@ def final_rate(monitor: Monitor, origin: str, t0: float, t1: float) -> float:
     return best
 
 
+async def final_chains(monitor: Monitor, reached: dict[str, int], within: float = 20.0) -> None:
+    """A fresh full copy of every chain for the final check, each at least up to the block its
+    origin had reached when the chains settled (a node a block or two behind gets `within` s)."""
+    for w in monitor.watches.values():
+        w.chain, w.committed = [], 0
+    with trio.move_on_after(within):
+        while True:
+            for w in monitor.watches.values():
+                try:
+                    w.status = (await w.get(monitor.client, "/status")).json()
+                    await monitor.fetch_chain(w, max_pages=10**6)
+                except (httpx.HTTPError, ValueError) as exc:
+                    w.errors.append(f"final fetch: {exc!r}")
+            if all(len(w.chain) > reached.get(w.node.origin, -1) for w in monitor.watches.values()):
+                return
+            await trio.sleep(0.5)
+
+
 STARTED: list[LocalCluster] = []  # stopped again by main() should a second Ctrl-C cut a stop short
 STARTED_BYZANTINE: list[ByzantineProcess] = []
 
@@ -213,16 +231,12 @@ async def run_cluster(opts: Options, kinds: list[str], cluster: LocalCluster, to
             load_t1 = monitor.elapsed()
             console.print(f"load stopped at t={load_t1:.0f}s; waiting for the chains to settle")
             settle_s = await settle(monitor, workload.stats.acked_ids, opts.settle_within)
+            reached = heights(monitor)
             nursery.cancel_scope.cancel()
-        for w in monitor.watches.values():  # a fresh full copy of every chain for the final check
-            w.chain, w.committed = [], 0
-            try:
-                await monitor.fetch_chain(w, max_pages=10**6)
-            except (httpx.HTTPError, ValueError) as exc:
-                w.errors.append(f"final fetch: {exc!r}")
+        await final_chains(monitor, reached)
         byzantine = {tools.byzantine.node.origin: tools.byzantine.node.node_id} if tools.byzantine else None
         invariants = await check_all(client, monitor, workload.stats.acked_ids,
-                                     workload.stats.acked_by, byzantine)
+                                     workload.stats.acked_by, byzantine, reached)
         graph_node = cluster.nodes[0]
         try:
             graph = (await client.get(graph_node.api + "/graph", timeout=10)).json()

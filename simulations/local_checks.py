@@ -2,12 +2,15 @@
 
 - agreement: every node of an origin has the same block hash and state hash at every index
   (the state hash as stored by each node, read from `/block/{i}`, besides the block body's);
-- convergence: once the load stops, all nodes of an origin reach the same latest block;
+- convergence: once the load stops, every node of an origin reaches the latest block any of them
+  had when the chains settled (an origin may go on making blocks while idle, e.g. election blocks
+  or membership ticks, so equal lengths at one later instant would be a race);
 - no loss: every action a node acknowledged (202, or 200 with its receipt) is in every chain;
 - no double application: no action id appears twice in one chain;
 - no forkers: no node reports fork evidence against an (honest) member;
 - with a byzantine member: every honest node holds fork evidence against it (and against no one
-  else), and how often each honest node penalised it (from the node's log) is reported.
+  else), and what each honest node did against it (penalties, eviction, revocation, from the
+  node's log) is reported.
 """
 
 from __future__ import annotations
@@ -75,26 +78,38 @@ async def stored_state_hashes(client: httpx.AsyncClient, watch: NodeWatch, indic
 
 
 def penalties_in_log(watch: NodeWatch, peer: str) -> dict[str, int]:
-    """Reasons (and counts) for which this node penalised `peer`, from its JSON log."""
+    """What this node did against `peer`, from its JSON log: warnings naming it as `peer` or `node`
+    (gossip penalties, eviction for forking, its certificate revoked on the chain, cut off), by
+    event and reason, with counts."""
     reasons: Counter[str] = Counter()
     try:
         lines = watch.node.log_path.read_text(errors="replace").splitlines()
     except OSError:
         return {}
     for line in lines:
-        if "peer penalised" not in line:
+        if peer not in line:
             continue
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if entry.get("peer") == peer:
-            reasons[str(entry.get("reason", "?")).split(":")[0]] += 1
+        if entry.get("level") in ("warning", "error") and peer in (entry.get("peer"), entry.get("node")):
+            reason = str(entry.get("reason", "")).split(":")[0]
+            reasons[f"{entry.get('event')}: {reason}" if reason else str(entry.get("event"))] += 1
     return dict(reasons)
 
 
+def heights(monitor: Monitor) -> dict[str, int]:
+    """Each origin's highest latest block now (taken when the chains settled)."""
+    out: dict[str, int] = {}
+    for w in monitor.watches.values():
+        out[w.node.origin] = max(out.get(w.node.origin, -1), w.latest_block)
+    return out
+
+
 async def check_origin(client: httpx.AsyncClient, monitor: Monitor, origin: str, acked: set[str],
-                       where: dict[str, Any], byzantine: str | None = None) -> dict[str, Any]:
+                       where: dict[str, Any], byzantine: str | None = None,
+                       settled_at: int | None = None) -> dict[str, Any]:
     watches = origin_watches(monitor, origin)
     chains = {w.node.name: w.chain for w in watches}
     common = min(len(c) for c in chains.values())
@@ -150,7 +165,9 @@ async def check_origin(client: httpx.AsyncClient, monitor: Monitor, origin: str,
     return {
         "blocks": {name: len(c) for name, c in chains.items()},
         "common_prefix": common,
-        "converged": len({len(c) for c in chains.values()}) == 1,
+        "settled_at_block": settled_at,
+        "converged": len({len(c) for c in chains.values()}) == 1 if settled_at is None
+        else all(len(c) > settled_at for c in chains.values()),
         "stored_state_hashes_compared": len(indices),
         "agreement": not disagreements,
         "disagreements": disagreements[:10],
@@ -170,11 +187,14 @@ async def check_origin(client: httpx.AsyncClient, monitor: Monitor, origin: str,
 
 
 async def check_all(client: httpx.AsyncClient, monitor: Monitor, acked: dict[str, set[str]],
-                    where: dict[str, Any] | None = None, byzantine: dict[str, str] | None = None) -> dict[str, Any]:
+                    where: dict[str, Any] | None = None, byzantine: dict[str, str] | None = None,
+                    settled_at: dict[str, int] | None = None) -> dict[str, Any]:
     """`where` maps an action id to (node that acknowledged it, seconds into the load, path);
-    `byzantine` maps an origin to the id of its byzantine member."""
-    byz = byzantine or {}
-    per_origin = {o: await check_origin(client, monitor, o, ids, where or {}, byz.get(o)) for o, ids in acked.items()}
+    `byzantine` maps an origin to the id of its byzantine member; `settled_at` an origin to the
+    block every node must have reached (`heights` when the chains settled)."""
+    byz, reached = byzantine or {}, settled_at or {}
+    per_origin = {o: await check_origin(client, monitor, o, ids, where or {}, byz.get(o), reached.get(o))
+                  for o, ids in acked.items()}
     out = {
         "origins": per_origin,
         "agreement": all(v["agreement"] for v in per_origin.values()),
