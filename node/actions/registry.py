@@ -52,7 +52,10 @@ class Registry:
 
     def _settle(self) -> None:
         while self._deferred:
-            self._deferred.pop(0)(self)
+            # Dropped only once it ran: a loader that fails keeps failing for every caller (the
+            # same on every node), rather than for the first lookup only.
+            self._deferred[0](self)
+            self._deferred.pop(0)
 
     def action(
         self,
