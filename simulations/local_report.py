@@ -171,6 +171,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}.pass{{color:#2ca0
 <p>{html.escape(json.dumps(report["config"]))}</p>
 <h2>Figures</h2>{_table([{k: v for k, v in figures.items() if not isinstance(v, dict)}])}
 <p>latency (submit to final receipt, s): {html.escape(json.dumps(figures["latency_s"]))}</p>
+<p>same-run verify ceiling: {html.escape(json.dumps(figures.get("verify_ceiling")))}</p>
 <h2>Invariants</h2>{_table([{k: v for k, v in inv.items() if k != "origins"}])}
 {_table([{"origin": o, **{k: v for k, v in d.items() if k not in DETAIL_KEYS}}
          for o, d in inv["origins"].items()])}
