@@ -111,6 +111,14 @@ class BlockResult:
     outputs: list[Output] = field(default_factory=list)
     state_hash: bytes = b""
 
+    def apply_to(self, state: dict[bytes, bytes]) -> None:
+        """Apply the block's writes to a dict-backed state (what storage does in one batch)."""
+        for key, value in self.writes.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+
     def receipts_by_action(self, block_index: int) -> dict[bytes, bytes]:
         """Receipts to store under their action id (storage's `commit_block(receipts=...)`).
 

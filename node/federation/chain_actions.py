@@ -98,6 +98,18 @@ def _refuse(reason: Reason, detail: str) -> ActionRejected:
     return ActionRejected(reason, detail)
 
 
+def _verified_proof(ctx: ActionContext, args: dict[str, Any], origin: str) -> BlockProof:
+    """The `proof` argument: a block proof signed by a supermajority of `origin`'s known nodes."""
+    try:
+        proof = BlockProof.from_obj(codec.unpack(_hex(args, "proof", 8 * 1024 * 1024)))
+        verify_proof_by_ids(proof, known_origin(ctx, origin)["nodes"])
+    except (codec.DecodeError, FederationDecodeError) as exc:
+        raise _refuse(Reason.INVALID_ARGS, f"malformed proof: {exc}") from exc
+    except ProofError as exc:
+        raise _refuse(Reason.BAD_SIGNATURE, f"proof refused: {exc}") from exc
+    return proof
+
+
 def _hex(args: dict[str, Any], name: str, limit: int = 256 * 1024) -> bytes:
     value = args.get(name)
     if not isinstance(value, str) or not 0 < len(value) <= limit:
@@ -257,13 +269,7 @@ def close_with_response(ctx: ActionContext, args: dict[str, Any]) -> Any:
         raise _refuse(Reason.FORBIDDEN, f"a response from {origin} to a request sent to {record['target']}")
     if ctx.block.timestamp_ns >= record["deadline"]:
         raise _refuse(Reason.REQUEST_CLOSED, "the response came after the request's deadline")
-    try:
-        proof = BlockProof.from_obj(codec.unpack(_hex(args, "proof", 8 * 1024 * 1024)))
-        verify_proof_by_ids(proof, known_origin(ctx, origin)["nodes"])
-    except (codec.DecodeError, FederationDecodeError) as exc:
-        raise _refuse(Reason.INVALID_ARGS, f"malformed proof: {exc}") from exc
-    except ProofError as exc:
-        raise _refuse(Reason.BAD_SIGNATURE, f"proof refused: {exc}") from exc
+    proof = _verified_proof(ctx, args, origin)
     if not proof_holds_incoming(proof, request_id, ctx.block.origin):
         raise _refuse(Reason.INVALID_ARGS, "the proved block does not hold this request")
     record.update(status="done", receipt=receipt, closed_block=ctx.block.index, proof_block=proof.block.index)
@@ -376,13 +382,7 @@ def accept_update(ctx: ActionContext, args: dict[str, Any]) -> Any:
     seq, action_id = args.get("seq"), _hex(args, "action_id", 64)
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise _refuse(Reason.INVALID_ARGS, "seq must be a non-negative integer")
-    try:
-        proof = BlockProof.from_obj(codec.unpack(_hex(args, "proof", 8 * 1024 * 1024)))
-        verify_proof_by_ids(proof, known_origin(ctx, origin)["nodes"])
-    except (codec.DecodeError, FederationDecodeError) as exc:
-        raise _refuse(Reason.INVALID_ARGS, f"malformed proof: {exc}") from exc
-    except ProofError as exc:
-        raise _refuse(Reason.BAD_SIGNATURE, f"proof refused: {exc}") from exc
+    proof = _verified_proof(ctx, args, origin)
     posted = posted_signal(proof, action_id, point)
     if posted is None:
         raise _refuse(Reason.INVALID_ARGS, "the proved block holds no such signal")

@@ -54,11 +54,7 @@ class Chain:
         self.ts = self.ts + SECOND if ts is None else ts
         ctx = BlockContext(self.index, self.ts, self.origin, committee, timeout_ns)
         result = execute_block(self.state, list(txs), ctx, self.registry)
-        for k, v in result.writes.items():
-            if v is None:
-                self.state.pop(k, None)
-            else:
-                self.state[k] = v
+        result.apply_to(self.state)
         self.index += 1
         self.results.append(result)
         return result

@@ -27,11 +27,7 @@ class Chain:
         ctx = BlockContext(self.index, T0 + self.index * S, ORIGIN, members=MEMBERS, election=election,
                            executor_count=count, executor_timeout_ns=5 * S)
         result = execute_block(self.state, txs, ctx)
-        for k, v in result.writes.items():
-            if v is None:
-                self.state.pop(k, None)
-            else:
-                self.state[k] = v
+        result.apply_to(self.state)
         self.index += 1
         return result
 

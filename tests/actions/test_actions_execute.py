@@ -41,11 +41,7 @@ def run_chain(blocks: list[list[bytes]], committee: tuple[bytes, ...] = ()) -> t
     results = []
     for i, txs in enumerate(blocks):
         result = execute_block(state, txs, BlockContext(i, T0 + i * 10**9, ORIGIN, committee))
-        for k, v in result.writes.items():
-            if v is None:
-                state.pop(k, None)
-            else:
-                state[k] = v
+        result.apply_to(state)
         results.append(result)
     return state, results
 

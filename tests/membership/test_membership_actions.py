@@ -55,11 +55,7 @@ class Chain:
                                        expiry_ns=T0 + 10**15).to_wire())
         context = BlockContext(self.index, T0, ORIGIN, members=self.genesis)
         result = execute_block(self.state, wires, context, BUILTIN)
-        for k, v in result.writes.items():
-            if v is None:
-                self.state.pop(k, None)
-            else:
-                self.state[k] = v
+        result.apply_to(self.state)
         self.index += 1
         return result.receipts
 

@@ -52,11 +52,7 @@ class Node:
             members = tuple(self.graph.peers.at(block.round_received).members)
             context = BlockContext(block.index, block.timestamp, ORIGIN, members=members)
             result = execute_block(self.state, list(block.transactions), context)
-            for k, v in result.writes.items():
-                if v is None:
-                    self.state.pop(k, None)
-                else:
-                    self.state[k] = v
+            result.apply_to(self.state)
             self.blocks.append((block, result))
             self.follower.block_applied(AppliedBlock(block.with_state_hash(result.state_hash), result))
 

@@ -48,11 +48,7 @@ class Chain:
         members = tuple(k.public for k in NODES)
         context = BlockContext(self.index, int(at.timestamp()) * 10**9, ORIGIN, members=members)
         result = execute_block(self.state, wires, context, BUILTIN)
-        for k, v in result.writes.items():
-            if v is None:
-                self.state.pop(k, None)
-            else:
-                self.state[k] = v
+        result.apply_to(self.state)
         self.index += 1
         return result.receipts
 
