@@ -184,13 +184,9 @@ class EngineTrust:
                 policy = current
             self._offline_policy = policy
         elif self.ca is not None:
-            # CaService and TrustManager keep the member list privately and have no setter yet:
-            # set it, then install the policy they would build now (see the membership report).
-            self.ca._members = members
-            policy = self.ca.policy()
+            policy = self.ca.set_members(members)
         elif self.manager is not None:
-            self.manager._members = members
-            policy = self.manager._issued_policy() if self.manager.decisions.credential is not None else None
+            policy = self.manager.set_members(members)
         else:
             policy = None
         if policy is not None:

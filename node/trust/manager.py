@@ -188,6 +188,12 @@ class TrustManager:
             raise RequestTimeout(f"the CA {self.ca_node_id} did not answer within {self._request_timeout}s")
         return decode(reply)
 
+    def set_members(self, members: frozenset[str]) -> PeerAuthenticator | None:
+        """Accept these node ids from now on; the policy to install, or None while we hold no
+        CA-issued credential (the next issuance builds it with these members)."""
+        self._members = members
+        return self._issued_policy() if self.decisions.credential is not None else None
+
     def _issued_policy(self) -> PeerAuthenticator:
         credential = self.decisions.credential
         assert credential is not None

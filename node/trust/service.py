@@ -73,6 +73,11 @@ class CaService:
             and cert.not_valid_after_utc > self._clock()
         )
 
+    def set_members(self, members: frozenset[str]) -> PeerAuthenticator:
+        """Accept these node ids from now on (committed membership changes); the policy to install."""
+        self._members = members
+        return self.policy()
+
     def policy(self) -> PeerAuthenticator:
         """Peers the CA node accepts: CA-issued ones (not revoked), and self-signed ones for bootstrap traffic."""
         issued = IssuedByCA(self.authority.ca.certificate, self.authority.origin, self.authority.revoked, self._members)
